@@ -1,0 +1,3 @@
+from cnncheck.cli import main
+
+main()

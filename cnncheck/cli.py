@@ -1,0 +1,156 @@
+"""The command line: `cnncheck conv` and `cnncheck pool`.
+
+Exit codes: 0 every check passed, 1 some check failed, 2 usage or config error.
+stdout carries only the result; progress, estimates and warnings go to stderr.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cnncheck import __version__, report
+from cnncheck.config import ConfigError, load_cases
+from cnncheck.gradcheck import check_case
+
+ESTIMATE_NOTICE = 3.0  # seconds: announce dense checks expected to take longer
+
+
+class UserError(click.ClickException):
+    """A usage or config mistake: message on stderr, exit 2."""
+
+    exit_code = 2
+
+
+def _ints(value: str, flag: str, count: tuple[int, ...]) -> tuple[int, ...]:
+    try:
+        parts = tuple(int(p) for p in value.replace("x", ",").split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) not in count:
+        want = " or ".join(str(c) for c in count)
+        raise UserError(f"{flag} {value!r}: expected {want} comma-separated integers, e.g. "
+                        f"{','.join(['4', '3', '16', '16'][: max(count)])}")
+    return parts
+
+
+def _pair(value: str, flag: str):
+    parts = _ints(value, flag, (1, 2))
+    return parts[0] if len(parts) == 1 else parts
+
+
+def common_options(f):
+    """Options every command shares, written once."""
+    options = [
+        click.option("--config", "configs", multiple=True, metavar="FILE",
+                      help="YAML config file (repeatable). Without one, the embedded default runs."),
+        click.option("--x-shape", metavar="N,C,H,W", help="Input shape, e.g. 4,3,16,16."),
+        click.option("--stride", metavar="S|SH,SW", help="Stride, e.g. 2 or 2,1."),
+        click.option("--seed", type=int, help="Random seed for inputs and dout."),
+        click.option("--h", "h", type=float, help="Finite-difference step (default 1e-5 in float64)."),
+        click.option("--tolerance", type=float, help="Relative tolerance (default 1e-6 in float64)."),
+        click.option("--noise-factor", type=float,
+                     help="How many times the estimated rounding noise a discrepancy may reach."),
+        click.option("--dtype", type=click.Choice(["float64", "float32"]), help="Layer dtype."),
+        click.option("--mode", type=click.Choice(["auto", "dense", "sparse", "projection"]),
+                     help="auto (default): dense when affordable, else projection plus sparse."),
+        click.option("--samples", type=int, help="Sparse mode: random elements per gradient."),
+        click.option("--directions", type=int, help="Projection mode: random directions."),
+        click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                     show_default=True, help="Output format on stdout."),
+    ]
+    return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
+
+
+def overrides(opts: dict) -> dict:
+    """Flags the user gave, in the config's own terms."""
+    out = {k: v for k, v in opts.items() if v is not None and k not in ("configs", "fmt", "avg")}
+    for key, count in (("x_shape", (4,)), ("w_shape", (4,))):
+        if key in out:
+            out[key] = _ints(out[key], "--" + key.replace("_", "-"), count)
+    for key in ("stride", "pad"):
+        if key in out:
+            out[key] = _pair(out[key], "--" + key)
+    if opts.get("avg"):
+        out["layer"] = "avg_pool"
+    return out
+
+
+def run(command: str, opts: dict) -> None:
+    try:
+        cases = load_cases(list(opts["configs"]), command, overrides(opts))
+    except ConfigError as e:
+        raise UserError(str(e)) from None
+    results = check_all(cases)
+    out = Console()
+    if opts["fmt"] == "json":
+        click.echo(report.to_json(results))
+    else:
+        report.print_table(results, out)
+    sys.exit(0 if all(r.passed for r in results) else 1)
+
+
+def check_all(cases) -> list:
+    err = Console(stderr=True)
+
+    def estimate(case, mode, calls, secs):
+        if secs > ESTIMATE_NOTICE:
+            what = f"{calls} forward calls" if calls else mode
+            err.print(f"[dim]{case.name}: {mode} check, about {secs:.0f} s ({what})[/dim]")
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("checking", total=len(cases))
+        results = []
+        for case in cases:
+            bar.update(task, description=f"checking {case.name}")
+            results.append(check_case(case, on_estimate=estimate))
+            bar.advance(task)
+    return results
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="cnncheck")
+def main():
+    """Gradient checks for numpy convolution and pooling layers.
+
+    Runs forward and backward, computes numerical gradients by centred
+    differences, and reports output shapes and errors. Exit code 0 when every
+    check passed, 1 when some check failed, 2 for a usage or config error.
+    """
+
+
+@main.command()
+@common_options
+@click.option("--w-shape", metavar="F,C,HH,WW", help="Filter shape, e.g. 8,3,3,3.")
+@click.option("--pad", metavar="P|PH,PW", help="Zero padding, e.g. 1 or 1,2.")
+def conv(**opts):
+    """Check convolution layers.
+
+    \b
+    Examples:
+      cnncheck conv                                   # the course notebook's case
+      cnncheck conv --x-shape 4,3,16,16 --w-shape 8,3,3,3 --stride 1 --pad 1
+      cnncheck conv --config configs/examples.yaml --format json
+    """
+    run("conv", opts)
+
+
+@main.command()
+@common_options
+@click.option("--pool-height", type=int, help="Pool window height.")
+@click.option("--pool-width", type=int, help="Pool window width.")
+@click.option("--avg", is_flag=True, default=None, help="Average pooling instead of max pooling.")
+def pool(**opts):
+    """Check max pooling (or average pooling with --avg) layers.
+
+    \b
+    Examples:
+      cnncheck pool                                   # the course notebook's case
+      cnncheck pool --x-shape 2,3,8,8 --pool-height 3 --pool-width 3 --stride 1
+      cnncheck pool --avg --config configs/pool.yaml --format json
+    """
+    run("pool", opts)

@@ -1,0 +1,478 @@
+"""Read gradient-check cases from YAML files and command-line flags.
+
+A file holds one case (a mapping), or `cases:` (a list of mappings) with optional `defaults:`
+merged into each. A `sweep:` of dotted keys to lists expands to the cartesian product.
+Flags override every case and are validated like file values. Every mistake is a
+`ConfigError` whose message names the file and line (or the flag) and the rule broken.
+
+YAML is composed with the safe loader and turned into Python here, so no tag can run code
+and every mapping remembers the line of each of its keys.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+import itertools
+import math
+import os
+import reprlib
+
+import yaml
+
+from cnncheck.case import DISTRIBUTIONS, DTYPES, LAYERS, POOL_LAYERS, Case
+
+MODES = ("auto", "dense", "sparse", "projection")
+MAX_CASES = 10_000
+TOP_KEYS = ("name", "layer", "x_shape", "w_shape", "conv_param", "pool_param", "seed", "dtype",
+            "h", "tolerance", "noise_factor", "inputs", "mode", "samples", "directions", "sweep")
+SUB_KEYS = {
+    "conv_param": ("stride", "pad"),
+    "pool_param": ("pool_height", "pool_width", "stride"),
+    "inputs": ("x", "w", "b"),
+}
+CONV_ONLY = ("w_shape", "conv_param")
+POOL_ONLY = ("pool_param",)
+PARAM_KEYS = ("stride", "pad", "pool_height", "pool_width")
+MERGED = ("conv_param", "pool_param", "inputs", "sweep")  # merged key by key with defaults
+SWEEPABLE = tuple(k for k in TOP_KEYS if k not in SUB_KEYS and k not in ("name", "sweep")) + tuple(
+    f"{p}.{k}" for p, keys in SUB_KEYS.items() for k in keys)
+SAFE_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
+
+# Command-line flag of each override key, as the CLI spells it.
+FLAGS = {
+    "x_shape": "--x-shape", "w_shape": "--w-shape", "stride": "--stride", "pad": "--pad",
+    "pool_height": "--pool-height", "pool_width": "--pool-width", "seed": "--seed", "h": "--h",
+    "tolerance": "--tolerance", "noise_factor": "--noise-factor", "dtype": "--dtype",
+    "layer": "--avg", "mode": "--mode", "samples": "--samples", "directions": "--directions",
+}
+COMMAND_ONLY = {"conv": ("w_shape", "pad"), "pool": ("pool_height", "pool_width", "layer")}
+
+# The course notebook's backward cases, run when no config file is given.
+DEFAULTS = {
+    "conv": {"name": "cs231n conv backward", "layer": "conv", "x_shape": (4, 3, 5, 5),
+             "w_shape": (2, 3, 3, 3), "stride": 1, "pad": 1, "seed": 231},
+    "pool": {"name": "cs231n max-pool backward", "layer": "max_pool", "x_shape": (3, 2, 8, 8),
+             "pool_height": 2, "pool_width": 2, "stride": 2, "seed": 231},
+}
+
+
+class ConfigError(Exception):
+    """A config or flag mistake; str(e) is the full user-facing message."""
+
+
+class YamlMap(dict):
+    """A YAML mapping that remembers its own line and the line of each key."""
+
+    def __init__(self, line, items=(), lines=None):
+        super().__init__(items)
+        self.line = line
+        self.lines = dict(lines or {})
+
+    def line_of(self, key) -> int:
+        return self.lines.get(key, self.line)
+
+
+class _Repr(reprlib.Repr):
+    repr_YamlMap = reprlib.Repr.repr_dict
+
+
+_show = _Repr().repr  # short reprs, safe on huge or aliased values
+
+
+def _fail(at: str, message: str):
+    raise ConfigError(f"{at}: {message}")
+
+
+def _unknown(at, what, value, options):
+    hint = difflib.get_close_matches(str(value), options, n=1)
+    more = f"did you mean '{hint[0]}'?" if hint else "expected one of: " + ", ".join(options)
+    _fail(at, f"unknown {what} {_show(value)} ({more})")
+
+
+# -- YAML text to Python, with lines ---------------------------------------------------------
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        _fail(path, "no such file")
+    except IsADirectoryError:
+        _fail(path, "is a directory, not a YAML file")
+    except PermissionError:
+        _fail(path, "permission denied")
+    except UnicodeDecodeError as e:
+        _fail(path, f"not UTF-8 text (bad byte at offset {e.start})")
+    except OSError as e:
+        _fail(path, f"cannot read: {e.strerror}")
+
+
+def _compose(text: str, path: str) -> yaml.Node:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        problem = ", ".join(p for p in (e.context, e.problem) if p)
+        _fail(f"{path}:{mark.line + 1}:{mark.column + 1}", f"malformed YAML: {problem}")
+    except yaml.YAMLError as e:
+        _fail(path, "malformed YAML: " + " ".join(str(e).split()))
+    if node is None:
+        _fail(path, "the file is empty (expected a case mapping or 'cases:')")
+    return node
+
+
+def _to_python(node: yaml.Node, path: str, memo: dict, busy: set):
+    """Plain Python from a node: YamlMap, list, or a scalar built by the safe constructor."""
+    if id(node) in memo:
+        return memo[id(node)]
+    at = f"{path}:{node.start_mark.line + 1}"
+    if node.tag not in SAFE_TAGS:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        _fail(at, f"unsupported YAML tag {tag} (only numbers, strings, lists and mappings)")
+    if id(node) in busy:
+        _fail(at, "recursive YAML alias")
+    busy.add(id(node))
+    if isinstance(node, yaml.ScalarNode):
+        value = yaml.constructor.SafeConstructor().construct_object(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = [_to_python(n, path, memo, busy) for n in node.value]
+    else:
+        value = YamlMap(node.start_mark.line + 1)
+        for key_node, value_node in node.value:
+            key, line = _to_python(key_node, path, memo, busy), key_node.start_mark.line + 1
+            if not isinstance(key, str):
+                _fail(f"{path}:{line}", f"key {_show(key)} must be a string")
+            if key in value:
+                _fail(f"{path}:{line}", f"duplicate key '{key}' (first at line {value.lines[key]})")
+            value[key], value.lines[key] = _to_python(value_node, path, memo, busy), line
+    busy.discard(id(node))
+    memo[id(node)] = value
+    return value
+
+
+# -- file structure: cases, defaults, sweeps -------------------------------------------------
+def _file_cases(path: str) -> list[tuple[YamlMap, str]]:
+    """The file's case mappings after merging defaults and expanding sweeps, with sweep labels."""
+    node = _compose(_read(path), path)
+    root = _to_python(node, path, {}, set())
+    if not isinstance(root, YamlMap):
+        _fail(f"{path}:{node.start_mark.line + 1}", "the top level must be a mapping (one case, or 'cases:')")
+    if "cases" not in root:
+        if "defaults" in root:
+            _fail(f"{path}:{root.line_of('defaults')}", "'defaults:' needs a 'cases:' list")
+        return _expand(root, path)
+    for key in root:
+        if key not in ("cases", "defaults"):
+            _fail(f"{path}:{root.line_of(key)}", f"key '{key}' next to 'cases:' (shared values go under 'defaults:')")
+    cases, defaults = root["cases"], root.get("defaults", YamlMap(root.line))
+    at = f"{path}:{root.line_of('cases')}"
+    if not isinstance(cases, list) or not cases:
+        _fail(at, "cases must be a non-empty list of mappings")
+    if not isinstance(defaults, YamlMap):
+        _fail(f"{path}:{root.line_of('defaults')}", "defaults must be a mapping")
+    for i, entry in enumerate(cases):
+        if not isinstance(entry, YamlMap):
+            _fail(at, f"cases[{i}] must be a mapping, not {_show(entry)}")
+    return [c for entry in cases for c in _expand(_merge(defaults, entry), path)]
+
+
+def _merge(base: YamlMap, top: YamlMap) -> YamlMap:
+    """Shallow merge of top over base; MERGED mappings are merged key by key."""
+    out = YamlMap(top.line, base, base.lines)
+    for key, value in top.items():
+        if key in MERGED and isinstance(value, YamlMap) and isinstance(base.get(key), YamlMap):
+            value = _merge(base[key], value)
+        out[key], out.lines[key] = value, top.lines[key]
+    return out
+
+
+def _expand(case: YamlMap, path: str) -> list[tuple[YamlMap, str]]:
+    """One (case, label) per combination of the sweep's values; label like 'stride=1 pad=0'."""
+    if "sweep" not in case:
+        return [(case, "")]
+    sweep, at = case["sweep"], f"{path}:{case.line_of('sweep')}"
+    if not isinstance(sweep, YamlMap) or not sweep:
+        _fail(at, "sweep must be a mapping of keys to lists of values")
+    for key, values in sweep.items():
+        if key not in SWEEPABLE:
+            _unknown(f"{path}:{sweep.line_of(key)}", "sweep key", key, SWEEPABLE)
+        if not isinstance(values, list) or not values:
+            _fail(f"{path}:{sweep.line_of(key)}", f"sweep {key} must be a non-empty list, got {_show(values)}")
+    count = math.prod(len(v) for v in sweep.values())
+    if count > MAX_CASES:
+        _fail(at, f"the sweep makes {count} cases, more than {MAX_CASES}")
+    base = YamlMap(case.line, ((k, v) for k, v in case.items() if k != "sweep"), case.lines)
+    return [_sweep_case(base, sweep, combo, path) for combo in itertools.product(*sweep.values())]
+
+
+def _sweep_case(base: YamlMap, sweep: YamlMap, combo: tuple, path: str) -> tuple[YamlMap, str]:
+    case = YamlMap(base.line, base, base.lines)
+    for key, value in zip(sweep, combo):
+        line = sweep.line_of(key)
+        if "." not in key:
+            case[key], case.lines[key] = value, line
+            continue
+        parent, sub = key.split(".")
+        old = case.get(parent, YamlMap(line))
+        if not isinstance(old, YamlMap):
+            _fail(f"{path}:{case.line_of(parent)}", f"{parent} must be a mapping to sweep {key}")
+        case[parent] = YamlMap(old.line, old, old.lines)
+        case[parent][sub], case[parent].lines[sub] = value, line
+        case.lines.setdefault(parent, line)
+    label = " ".join(f"{k.split('.')[-1]}={_label_value(v)}" for k, v in zip(sweep, combo))
+    return case, label
+
+
+def _label_value(v) -> str:
+    return "x".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+# -- one case mapping to flat fields -----------------------------------------------------------
+def _flatten(case: YamlMap, path: str) -> tuple[dict, dict]:
+    """Fields keyed like the override flags (stride, pool_height, inputs.x, ...) and where
+    each came from ("file:line"; where[None] is the case's own line)."""
+    home = f"{path}:{case.line}"
+    for key in case:
+        if key not in TOP_KEYS:
+            _unknown(f"{path}:{case.line_of(key)}", "key", key, TOP_KEYS)
+    if "layer" not in case:
+        _fail(home, "missing key 'layer' (conv, max_pool or avg_pool)")
+    layer = _choice(case["layer"], f"{path}:{case.line_of('layer')}", "layer", LAYERS)
+    for key in POOL_ONLY if layer == "conv" else CONV_ONLY:
+        if key in case:
+            _fail(f"{path}:{case.line_of(key)}", f"'{key}' does not apply to a {layer} case")
+    fields = {k: v for k, v in case.items() if k not in SUB_KEYS}
+    where = {None: home, **{k: f"{path}:{case.line_of(k)}" for k in fields}}
+    for parent in ("conv_param" if layer == "conv" else "pool_param", "inputs"):
+        _flatten_sub(case, parent, layer, path, fields, where)
+    return fields, where
+
+
+def _flatten_sub(case, parent, layer, path, fields, where):
+    if parent == "pool_param" and parent not in case:
+        _fail(where[None], "missing key 'pool_param' (e.g. {pool_height: 2, pool_width: 2, stride: 2})")
+    sub, at = case.get(parent, YamlMap(case.line)), f"{path}:{case.line_of(parent)}"
+    if not isinstance(sub, YamlMap):
+        _fail(at, f"{parent} must be a mapping, got {_show(sub)}")
+    allowed = SUB_KEYS[parent] if parent != "inputs" or layer == "conv" else ("x",)
+    prefix = "inputs." if parent == "inputs" else ""
+    where.update({prefix + k: at for k in allowed})
+    for key, value in sub.items():
+        if key in PARAM_KEYS + SUB_KEYS["inputs"] and key not in allowed:
+            _fail(f"{path}:{sub.line_of(key)}", f"'{parent}.{key}' does not apply to a {layer} case")
+        if key not in allowed:
+            _unknown(f"{path}:{sub.line_of(key)}", "key", f"{parent}.{key}", [f"{parent}.{k}" for k in allowed])
+        fields[prefix + key], where[prefix + key] = value, f"{path}:{sub.line_of(key)}"
+
+
+# -- value checks ------------------------------------------------------------------------------
+def _choice(v, at, label, options):
+    if isinstance(v, str) and v in options:
+        return v
+    _unknown(at, label, v, options)
+
+
+def _int(v, at, label, lo, hi=None):
+    if type(v) is not int:  # bool is an int subclass; 2.0 is not an integer here
+        _fail(at, f"{label} = {_show(v)} must be an integer")
+    if v < lo or (hi is not None and v > hi):
+        _fail(at, f"{label} = {v} must be >= {lo}" + (f" and <= {hi}" if hi is not None else ""))
+    return v
+
+
+def _shape(v, at, label, dims):
+    if not isinstance(v, (list, tuple)) or len(v) != 4:
+        _fail(at, f"{label} must be a list of 4 integers [{dims}], got {_show(v)}")
+    return tuple(_int(n, at, f"{label}[{i}]", 1) for i, n in enumerate(v))
+
+
+def _pair(v, at, label, lo):
+    """An int or an [h, w] pair, as an (h, w) tuple."""
+    if isinstance(v, (list, tuple)):
+        if len(v) != 2:
+            _fail(at, f"{label} must be an integer or an [h, w] pair, got {_show(v)}")
+        return tuple(_int(n, at, f"{label}[{i}]", lo) for i, n in enumerate(v))
+    n = _int(v, at, label, lo)
+    return (n, n)
+
+
+def _positive(v, at, label):
+    if isinstance(v, str):  # PyYAML reads 1e-5 (no dot) as a string
+        try:
+            v = float(v)
+        except ValueError:
+            _fail(at, f"{label} = {_show(v)} must be a number")
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        _fail(at, f"{label} = {_show(v)} must be a number")
+    if not (math.isfinite(v) and v > 0):
+        _fail(at, f"{label} = {v} must be a finite number > 0")
+    return float(v)
+
+
+def _text(v, at, label):
+    if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+        _fail(at, f"{label} = {_show(v)} must be a string")
+    return str(v)
+
+
+OPTIONS = {  # optional Case fields: key -> check(value, at, label)
+    "seed": lambda v, at, k: _int(v, at, k, 0, 2**32 - 1),
+    "dtype": lambda v, at, k: _choice(v, at, k, DTYPES),
+    "h": _positive,
+    "tolerance": _positive,
+    "noise_factor": _positive,
+    "mode": lambda v, at, k: _choice(v, at, k, MODES),
+    "samples": lambda v, at, k: _int(v, at, k, 1),
+    "directions": lambda v, at, k: _int(v, at, k, 1),
+}
+
+
+# -- flat fields to a validated Case -----------------------------------------------------------
+def _build(f: dict, where: dict, label: str) -> Case:
+    at = lambda key: where.get(key, where[None])  # noqa: E731
+    name = lambda key: _name_of(key, f["layer"], at(key))  # noqa: E731
+    layer = _choice(f["layer"], at("layer"), "layer", LAYERS)
+    x = _shape(_need(f, "x_shape", where), at("x_shape"), name("x_shape"), "N, C, H, W")
+    kw = {"layer": layer, "x_shape": x, "source": where[None]}
+    if layer == "conv":
+        kw["w_shape"] = _shape(_need(f, "w_shape", where), at("w_shape"), name("w_shape"), "F, C, HH, WW")
+        kw["pad"] = _pair(f.get("pad", 0), at("pad"), name("pad"), 0)
+        if kw["w_shape"][1] != x[1]:
+            _fail(_blame(where, "w_shape", "x_shape"),
+                  f"w_shape[1] = {kw['w_shape'][1]} must equal x_shape[1] = {x[1]} (channels)")
+    else:
+        kw["pool"] = tuple(_int(_need(f, k, where), at(k), name(k), 1) for k in ("pool_height", "pool_width"))
+    kw["stride"] = _pair(f.get("stride", kw.get("pool", 1)), at("stride"), name("stride"), 1)
+    kw.update({k: check(f[k], at(k), name(k)) for k, check in OPTIONS.items() if k in f})
+    kw["inputs"] = {k[7:]: _choice(v, at(k), k, DISTRIBUTIONS) for k, v in f.items() if k.startswith("inputs.")}
+    case = Case(**kw)
+    _check_geometry(case, where)
+    _check_memory(case, where)
+    return case.with_(name=_case_name(f, case, label, at("name")))
+
+
+def _need(f, key, where):
+    if key not in f:
+        sub = {"pool_height": "pool_param.pool_height", "pool_width": "pool_param.pool_width"}
+        _fail(where.get(key, where[None]), f"missing key '{sub.get(key, key)}'")
+    return f[key]
+
+
+def _name_of(key, layer, at):
+    """How a message names a field: its flag's key, or its dotted path in the file."""
+    if at.startswith("--") or key not in PARAM_KEYS:
+        return key
+    return f"{'conv_param' if layer == 'conv' else 'pool_param'}.{key}"
+
+
+def _blame(where, *keys):
+    """The first flag among keys if any set one, else where the first key came from."""
+    flags = [where[k] for k in keys if where.get(k, "").startswith("--")]
+    return flags[0] if flags else where.get(keys[0], where[None])
+
+
+def _check_geometry(case: Case, where: dict):
+    what = "the kernel is larger than the padded input" if case.is_conv else "the pool window is larger than the input"
+    kernel_keys = ("w_shape", "w_shape") if case.is_conv else ("pool_height", "pool_width")
+    dims = zip(("height", "width"), kernel_keys, case.x_shape[2:], case.padding, case.kernel, case.stride, case.out_hw())
+    for dim, key, size, p, k, s, out in dims:
+        if out < 1:
+            padded = f"{size} + {2 * p}" if case.is_conv else f"{size}"
+            _fail(_blame(where, key, "x_shape", "pad", "stride"),
+                  f"output {dim} 1 + ({padded} - {k}) // {s} < 1: {what}")
+
+
+@functools.cache
+def _memory_limit() -> float | None:
+    """Half the machine's physical memory, in bytes (None where sysconf cannot say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_memory(case: Case, where: dict):
+    limit = _memory_limit()
+    if limit is None:
+        return
+    # Exact lower bound first: Case.nbytes() uses numpy products that could overflow int64.
+    need = 8 * 8 * sum(math.prod(s) for s in (*case.input_shapes().values(), case.output_shape()))
+    need = need if need > limit else case.nbytes()
+    if need > limit:
+        _fail(_blame(where, "x_shape", "w_shape"),
+              f"x_shape {list(case.x_shape)}: the check would need about {_gib(need)} GiB, "
+              f"more than this machine can hold ({_gib(limit)} GiB)")
+
+
+def _gib(nbytes: float) -> str:
+    gib = nbytes / 2**30
+    return f"{gib:.1f}" if gib < 1e7 else f"{gib:.1e}"
+
+
+def _case_name(f, case, label, at):
+    name = _text(f["name"], at, "name") if "name" in f else ""
+    if label:
+        return f"{name} {label}" if name else label
+    return name or f"{case.describe()} {'x'.join(map(str, case.x_shape))}"
+
+
+# -- the API -----------------------------------------------------------------------------------
+def load_cases(paths: list[str], command: str, overrides: dict) -> list[Case]:
+    """The cases to run for `command` ("conv" or "pool"): from the files, or the notebook's
+    default case when paths is empty; flag overrides applied and validated."""
+    _check_overrides(command, overrides)
+    if not paths:
+        fields = {k: v for k, v in DEFAULTS[command].items() if not (overrides and k == "name")}
+        where = {None: "default", **{k: FLAGS[k] for k in overrides}}
+        return [_build({**fields, **overrides}, where, "").with_(source="default")]
+    cases = [case for path in paths for case in _load_file(path, command, overrides)]
+    if len(cases) > MAX_CASES:
+        raise ConfigError(f"{len(cases)} cases in all, more than {MAX_CASES}")
+    return _unique(cases)
+
+
+def _check_overrides(command, overrides):
+    if command not in COMMAND_ONLY:
+        raise ValueError(f"unknown command {command!r}")
+    if set(overrides) - set(FLAGS):
+        raise ValueError(f"unknown override keys {sorted(set(overrides) - set(FLAGS))}")
+    other = "pool" if command == "conv" else "conv"
+    for key in COMMAND_ONLY[other]:
+        if key in overrides:
+            _fail(FLAGS[key], f"applies to 'cnncheck {other}' only")
+    if "layer" in overrides:
+        _choice(overrides["layer"], FLAGS["layer"], "layer", POOL_LAYERS)
+
+
+def _load_file(path, command, overrides) -> list[Case]:
+    """Every case in the file is validated; those for `command` get the overrides."""
+    kept, layers = [], set()
+    for raw, label in _file_cases(path):
+        fields, where = _flatten(raw, path)
+        layers.add(fields["layer"])
+        if _command_of(fields["layer"]) != command:
+            _build(fields, where, label)
+            continue
+        where.update({k: FLAGS[k] for k in overrides})
+        kept.append(_build({**fields, **overrides}, where, label))
+    if not kept:
+        found = ", ".join(sorted(layers))
+        _fail(path, f"no {command} case here (its {found} cases run with 'cnncheck {_command_of(min(layers))}')")
+    return kept
+
+
+def _command_of(layer: str) -> str:
+    return "conv" if layer == "conv" else "pool"
+
+
+def _unique(cases: list[Case]) -> list[Case]:
+    """Suffix repeated names with #1, #2, ... so every name in the run is distinct."""
+    total = {}
+    for c in cases:
+        total[c.name] = total.get(c.name, 0) + 1
+    seen, out = {}, []
+    for c in cases:
+        if total[c.name] > 1:
+            seen[c.name] = seen.get(c.name, 0) + 1
+            c = c.with_(name=f"{c.name} #{seen[c.name]}")
+        out.append(c)
+    return out

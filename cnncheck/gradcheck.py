@@ -1,0 +1,465 @@
+"""The gradient check: numerical gradients by centred differences, compared noise-aware.
+
+For a loss L = sum(f(p) * dout), the numerical derivative of element i is
+    n_i = sum((f(p + h e_i) - f(p - h e_i)) * dout) / 2h
+(CS231n's `eval_numerical_gradient_array`). Conv and pooling outputs depend on an
+input element only through its receptive-field footprint, so elements whose output
+footprints do not overlap are perturbed in the same forward call and their
+derivatives read apart (Curtis, Powell and Reid, 1974). A "colour" is such a set.
+
+An element passes when
+    |a_i - n_i| <= tolerance * (|a_i| + |n_i|) + noise_factor * noise_i
+where noise_i bounds the finite difference's rounding error:
+    noise_i = eps * (sum_{j in footprint(i)} |dout_j| * r_j  +  |n_i| * |p_i|) / h
+with r_j = sqrt(K) * |f|_j the rounding scale of output j (|f| the layer run on
+absolute values, K its reduction length). Conv and pooling are piecewise linear,
+so truncation error is nil away from kinks; max-pool kinks are detected by
+one-sided differences that disagree and are left out of the verdict.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from cnncheck.case import Case, make_arrays
+
+WORST = 5  # worst elements reported per failed gradient
+SPOT_CHECKS = 3  # single-element checks that verify each structured gradient
+DENSE_BUDGET = 30.0  # seconds: auto mode runs dense checks under this estimate
+PARAM_OF = {"dx": "x", "dw": "w", "db": "b"}
+CRITERION = "|a - n| <= tolerance * (|a| + |n|) + noise_factor * noise"
+
+
+class ImplError(Exception):
+    """The checked code broke the layer protocol; the message is one line."""
+
+
+@dataclass
+class Impl:
+    """A pair of layer functions in the CS231n protocol."""
+
+    forward: Callable
+    backward: Callable
+    label: str
+
+
+def builtin(layer: str, fast: bool = True) -> Impl:
+    from cnncheck import layers
+
+    kind = "fast" if fast else "naive"
+    name = "max_pool" if layer == "max_pool" else layer
+    return Impl(
+        getattr(layers, f"{name}_forward_{kind}"),
+        getattr(layers, f"{name}_backward_{kind}"),
+        f"cnncheck.layers ({kind})",
+    )
+
+
+def grad_names(case: Case) -> tuple[str, ...]:
+    return ("dx", "dw", "db") if case.is_conv else ("dx",)
+
+
+def _kind(v) -> str:
+    return f"an array of shape {v.shape}" if isinstance(v, np.ndarray) else type(v).__name__
+
+
+def forward(impl: Impl, case: Case, arrays: dict):
+    """(out, cache) from the layer, its output checked to be an array."""
+    args = (arrays["x"], arrays["w"], arrays["b"]) if case.is_conv else (arrays["x"],)
+    res = impl.forward(*args, case.param())
+    if not (isinstance(res, tuple) and len(res) == 2):
+        raise ImplError(f"forward returned {_kind(res)}, expected a tuple (out, cache)")
+    if not isinstance(res[0], np.ndarray):
+        raise ImplError(f"forward returned out as {_kind(res[0])}, expected a numpy array")
+    return res
+
+
+def backward(impl: Impl, case: Case, dout, cache) -> dict:
+    """{'dx': ..., 'dw': ..., 'db': ...} from the layer's backward."""
+    names = grad_names(case)
+    res = impl.backward(dout, cache)
+    grads = res if case.is_conv else (res,)
+    want = "a tuple (dx, dw, db)" if case.is_conv else "the array dx"
+    if not (isinstance(grads, tuple) and len(grads) == len(names)):
+        raise ImplError(f"backward returned {_kind(res)}, expected {want}")
+    for n, g in zip(names, grads):
+        if not isinstance(g, np.ndarray):
+            raise ImplError(f"backward returned {n} as {_kind(g)}, expected a numpy array")
+    return dict(zip(names, grads))
+
+
+# -- results ------------------------------------------------------------------
+@dataclass
+class Check:
+    name: str  # out | dx | dw | db | contract
+    passed: bool
+    rel_error: float | None = None  # CS231n: max |a-n| / max(1e-8, |a|+|n|)
+    abs_error: float | None = None
+    noise: float | None = None  # largest noise estimate
+    margin: float | None = None  # largest |a-n| / allowed discrepancy
+    criterion: str = CRITERION
+    method: str = ""
+    elements: int = 0  # elements compared
+    failed: int = 0
+    kinks: int = 0
+    worst: list = field(default_factory=list)
+    error_map: list | None = None  # |a-n| over the spatial grid, summed over N and C
+    message: str | None = None
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    expected_output_shape: tuple
+    output_shape: tuple | None = None
+    checks: list = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    notes: list = field(default_factory=list)
+    hint: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and all(c.passed for c in self.checks)
+
+
+def rel_error(a, n) -> float:
+    """CS231n: max(|a - n| / max(1e-8, |a| + |n|))."""
+    a, n = np.asarray(a, np.float64), np.asarray(n, np.float64)
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - n) / np.maximum(1e-8, np.abs(a) + np.abs(n))))
+
+
+def compare(name, analytic, numeric, noise, case: Case, kinks=None, method="") -> Check:
+    """Element-wise noise-aware verdict with the worst elements and an error map."""
+    a = np.asarray(analytic, np.float64)
+    n = np.asarray(numeric, np.float64)
+    err = np.abs(a - n)
+    allowed = case.rtol() * (np.abs(a) + np.abs(n)) + case.noise_factor * noise
+    ratio = err / np.maximum(allowed, np.finfo(np.float64).tiny)
+    if kinks is not None:
+        ratio = np.where(kinks, 0.0, ratio)
+    bad = ratio > 1
+    order = np.argsort(-ratio, axis=None)[: WORST if bad.any() else 1]
+    worst = [
+        {"index": [int(i) for i in np.unravel_index(k, a.shape)], "analytic": float(a.flat[k]),
+         "numerical": float(n.flat[k]), "allowed": float(allowed.flat[k])}
+        for k in order if a.size
+    ]
+    return Check(
+        name, passed=not bad.any(), rel_error=rel_error(a, n),
+        abs_error=float(err.max()) if err.size else 0.0,
+        noise=float(np.max(noise)) if np.size(noise) else 0.0,
+        margin=float(ratio.max()) if ratio.size else 0.0, method=method,
+        elements=int(a.size if kinks is None else a.size - kinks.sum()),
+        failed=int(bad.sum()), kinks=0 if kinks is None else int(kinks.sum()),
+        worst=worst, error_map=_error_map(err) if bad.any() and a.ndim == 4 else None,
+    )
+
+
+def _error_map(err: np.ndarray) -> list:
+    return err.sum(axis=(0, 1)).tolist()
+
+
+# -- colours: sets of elements with disjoint output footprints -----------------
+@dataclass
+class Colour:
+    index: tuple  # numpy index of the elements in the parameter
+    read: Callable  # weighted output difference -> derivative of each element
+    covered: np.ndarray | None = None  # outputs some element reaches (None: all)
+
+
+def _period(k: int, s: int) -> int:
+    """Smallest spacing of input rows whose output windows never overlap."""
+    return s * -(-k // s)
+
+
+def _owners(n_in, n_out, k, s, p, start, period):
+    """R[i, o] = 1 where input row start + i*period lies in output row o's window."""
+    rows = np.arange(start, n_in, period)
+    lo = np.arange(n_out) * s - p
+    return ((rows[:, None] >= lo) & (rows[:, None] < lo + k)).astype(np.float64)
+
+
+def _spatial_colours(case: Case, leading: tuple, fold: Callable):
+    """Colours of an input laid out (N, C, H, W) whose footprints are windows."""
+    (H, W), (Ho, Wo) = case.x_shape[2:], case.out_hw()
+    (kh, kw), (sh, sw), (ph, pw) = case.kernel, case.stride, case.padding
+    Ph, Pw = _period(kh, sh), _period(kw, sw)
+    for lead in leading:
+        for rh in range(min(Ph, H)):
+            for rw in range(min(Pw, W)):
+                R = _owners(H, Ho, kh, sh, ph, rh, Ph)
+                Cm = _owners(W, Wo, kw, sw, pw, rw, Pw)
+                covered = R.any(0)[:, None] & Cm.any(0)[None, :]
+                index = (slice(None), *lead, slice(rh, None, Ph), slice(rw, None, Pw))
+                yield Colour(index, lambda D, R=R, Cm=Cm: R @ fold(D) @ Cm.T, covered)
+
+
+def colours(case: Case, name: str) -> list[Colour]:
+    """Structured perturbations for one gradient, from the layer geometry."""
+    if name == "dx" and case.is_conv:  # channels overlap: one colour per channel
+        chans = [(c,) for c in range(case.x_shape[1])]
+        return list(_spatial_colours(case, chans, lambda D: D.sum(1)))
+    if name == "dx":  # pooling: channels and samples are independent
+        return list(_spatial_colours(case, [(slice(None),)], lambda D: D))
+    reduce = lambda D: D.sum(axis=(0, 2, 3))  # noqa: E731  w[f] and b[f] reach out[:, f]
+    if name == "db":
+        return [Colour((slice(None),), reduce)]
+    _, C, HH, WW = case.w_shape
+    return [Colour((slice(None), c, i, j), reduce) for c in range(C) for i in range(HH) for j in range(WW)]
+
+
+def single(shape, flat: int) -> Colour:
+    """One element, read by summing every output (plain element-by-element differences)."""
+    return Colour(np.unravel_index(flat, shape), lambda D: D.sum())
+
+
+# -- the numerical side ---------------------------------------------------------
+class Evaluator:
+    """Runs the layer's forward with one parameter replaced, counting calls."""
+
+    def __init__(self, impl: Impl, case: Case, arrays: dict, on_call=None):
+        self.impl, self.case, self.arrays, self.on_call = impl, case, arrays, on_call
+        self.calls = 0
+        self.seconds_per_call = 0.0  # set from the first, unperturbed call
+
+    def __call__(self, name: str, value: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.on_call:
+            self.on_call()
+        out = forward(self.impl, self.case, {**self.arrays, name: value})[0]
+        if out.shape != self.case.output_shape():
+            raise ImplError(f"forward returned out of shape {out.shape} for a perturbed {name}")
+        return out.astype(np.float64)
+
+
+@dataclass
+class Numerical:
+    value: np.ndarray
+    plus: np.ndarray | None = None  # one-sided (max pooling only, for kinks)
+    minus: np.ndarray | None = None
+    leaked: bool = False  # an output outside every perturbed footprint changed
+
+
+def numerical(f: Evaluator, pname: str, cols, base, dout, one_sided=False) -> Numerical:
+    """Centred differences for every element of the given colours."""
+    case, p = f.case, f.arrays[pname]
+    h, dtype = case.step(), p.dtype
+    p64 = p.astype(np.float64)
+    res = Numerical(np.zeros(p.shape))
+    if one_sided:
+        res.plus, res.minus = np.zeros(p.shape), np.zeros(p.shape)
+    for col in cols:
+        delta = np.zeros(p.shape)
+        delta[col.index] = 1.0
+        up, down = (p64 + h * delta).astype(dtype), (p64 - h * delta).astype(dtype)
+        pos, neg = f(pname, up), f(pname, down)
+        hp = up[col.index].astype(np.float64) - p64[col.index]
+        hm = p64[col.index] - down[col.index].astype(np.float64)
+        two_h = 2 * h if dtype == np.float64 else hp + hm  # float64: CS231n's exact 2h
+        res.value[col.index] = col.read((pos - neg) * dout) / two_h
+        if one_sided:
+            res.plus[col.index] = col.read((pos - base) * dout) / hp
+            res.minus[col.index] = col.read((base - neg) * dout) / hm
+        if col.covered is not None and np.any((pos != neg) & ~col.covered):
+            res.leaked = True
+    return res
+
+
+def rounding_scale(case: Case, arrays: dict) -> np.ndarray:
+    """r_j = sqrt(K) * |f|_j: how large output j's rounding error can be, per unit eps."""
+    ref = builtin(case.layer)
+    absolute = {k: np.abs(v) for k, v in arrays.items()}
+    fabs = forward(ref, case, absolute)[0].astype(np.float64)
+    K = np.prod(case.kernel) * (case.x_shape[1] if case.is_conv else 1)
+    return np.sqrt(K) * fabs
+
+
+def noise(case: Case, name: str, p, num, T) -> np.ndarray:
+    """noise_i = eps * (sum over i's footprint of |dout| * r  +  |n_i| * |p_i|) / h."""
+    eps = np.finfo(case.dtype).eps
+    S = np.zeros(p.shape)
+    for col in colours(case, name):
+        S[col.index] = col.read(T)
+    return eps * (S + np.abs(num) * np.abs(p.astype(np.float64))) / case.step()
+
+
+# -- checking one gradient ------------------------------------------------------
+def dense(f: Evaluator, case, gname, analytic, base, dout, T, rng, budget) -> Check:
+    """Every element, by colours; verified by single perturbations, with fallbacks."""
+    pname = PARAM_OF[gname]
+    p, kinky = f.arrays[pname], case.layer == "max_pool"
+    cols = colours(case, gname)
+    num = numerical(f, pname, cols, base, dout, kinky)
+    method = f"dense, {len(cols)} structured perturbations"
+    spots = _spot_elements(p.shape, rng, SPOT_CHECKS)
+    single_num = numerical(f, pname, [single(p.shape, k) for k in spots], base, dout)
+    agree = np.allclose(num.value.flat[spots], single_num.value.flat[spots], rtol=1e-6,
+                        atol=1e-9 * max(1.0, float(np.abs(num.value).max(initial=0))))
+    if num.leaked or not agree:
+        why = "outputs outside the receptive field changed" if num.leaked else "spot checks disagreed"
+        if 2 * p.size * f.seconds_per_call <= budget:
+            cols = [single(p.shape, k) for k in range(p.size)]
+            num = numerical(f, pname, cols, base, dout, kinky)
+            method = f"dense, element by element ({why} with structured perturbations)"
+        else:
+            return sparse(f, case, gname, analytic, base, dout, T, rng,
+                          note=f"sparse ({why}; element by element too costly)")
+    return _verdict(case, gname, analytic, num, p, T, method)
+
+
+def sparse(f, case, gname, analytic, base, dout, T, rng, note="sparse") -> Check:
+    """`samples` random elements plus the corners and borders, one at a time."""
+    pname = PARAM_OF[gname]
+    p = f.arrays[pname]
+    picks = np.union1d(_spot_elements(p.shape, rng, case.samples), _border_elements(p.shape))
+    num = numerical(f, pname, [single(p.shape, k) for k in picks], base, dout,
+                    case.layer == "max_pool")
+    full = _verdict(case, gname, analytic, num, p, T, "", picks)
+    full.method = f"{note}, {len(picks)} of {p.size} elements"
+    return full
+
+
+def _verdict(case, gname, analytic, num: Numerical, p, T, method, picks=None) -> Check:
+    nz = noise(case, gname, p, num.value, T)
+    kinks = None
+    if num.plus is not None:
+        allowed = case.rtol() * (np.abs(num.plus) + np.abs(num.minus)) + case.noise_factor * nz
+        kinks = np.abs(num.plus - num.minus) > allowed
+    sel = (lambda a: a.flat[picks]) if picks is not None else (lambda a: a)
+    chk = compare(gname, sel(analytic), sel(num.value), sel(nz), case,
+                  None if kinks is None else sel(kinks), method)
+    if picks is not None:
+        for w in chk.worst:  # report indices in the parameter's own shape
+            w["index"] = [int(i) for i in np.unravel_index(picks[w["index"][0]], p.shape)]
+    return chk
+
+
+def _spot_elements(shape, rng, k) -> np.ndarray:
+    size = int(np.prod(shape))
+    return np.unique(np.concatenate([[0, size - 1], rng.randint(0, size, size=k)]))[: k + 2]
+
+
+def _border_elements(shape) -> np.ndarray:
+    """Corners and edge midpoints of the spatial grid, first and last sample/channel."""
+    grid = np.zeros(shape, bool)
+    ix = [sorted({0, s // 2, s - 1}) for s in shape]
+    grid[np.ix_(*ix)] = True
+    return np.flatnonzero(grid)
+
+
+def projection(f: Evaluator, case, gname, analytic, base, dout, T, rng) -> Check:
+    """Compare v . J u numerically with u . (J^T v) for random directions u (v = dout)."""
+    pname = PARAM_OF[gname]
+    p = f.arrays[pname]
+    p64, h, eps = p.astype(np.float64), case.step(), np.finfo(case.dtype).eps
+    mask = ~_tied(case, p64) if case.layer == "max_pool" and pname == "x" else np.ones(p.shape, bool)
+    nums, anas, nzs = [], [], []
+    for _ in range(case.directions):
+        u = rng.randn(*p.shape) * mask
+        up, down = (p64 + h * u).astype(p.dtype), (p64 - h * u).astype(p.dtype)
+        u_real = (up.astype(np.float64) - down.astype(np.float64)) / (2 * h)
+        nums.append(np.sum((f(pname, up) - f(pname, down)) * dout) / (2 * h))
+        anas.append(np.sum(u_real * analytic.astype(np.float64)))
+        nzs.append(eps * (T.sum() + np.sum(np.abs(u * p64 * analytic))) / h)
+    chk = compare(gname, np.array(anas), np.array(nums), np.array(nzs), case,
+                  method=f"projection, {case.directions} random directions")
+    chk.kinks = int((~mask).sum())
+    for w in chk.worst:
+        w["direction"] = w.pop("index")[0]
+    return chk
+
+
+def _tied(case: Case, x: np.ndarray) -> np.ndarray:
+    """Elements within 2h of their window's maximum where the window holds another such element."""
+    (kh, kw), (sh, sw) = case.kernel, case.stride
+    Ho, Wo = case.out_hw()
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :Ho, :Wo]
+    near = win >= win.max(axis=(4, 5), keepdims=True) - 4 * case.step()
+    tied = near & (near.sum(axis=(4, 5), keepdims=True) > 1)
+    out = np.zeros(x.shape, bool)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i : i + sh * Ho : sh, j : j + sw * Wo : sw] |= tied[..., i, j]
+    return out
+
+
+# -- one case -------------------------------------------------------------------
+def cost(case: Case, seconds_per_call: float) -> tuple[int, float]:
+    """Forward calls and seconds a dense check of every gradient would take."""
+    calls = sum(2 * len(colours(case, g)) + 2 * (SPOT_CHECKS + 2) for g in grad_names(case))
+    return calls, calls * seconds_per_call
+
+
+def out_check(case: Case, out, ref_out, rscale) -> Check:
+    eps = np.finfo(case.dtype).eps
+    return compare("out", out, ref_out, eps * rscale, case, method="forward vs reference")
+
+
+def check_case(case: Case, impl: Impl | None = None, reference: Impl | None = None,
+               on_call=None, on_estimate=None, budget: float = DENSE_BUDGET) -> CaseResult:
+    """Run one case: output shape, out against a reference, and every gradient."""
+    start = time.perf_counter()
+    impl = impl or builtin(case.layer)
+    reference = reference or builtin(case.layer, fast=impl.label.endswith("(naive)"))
+    result = CaseResult(case, case.output_shape())
+    if not case.exact():
+        result.notes.append("the output size division is not exact: outside CS231n's contract"
+                            " (sizes are floored, as PyTorch does)")
+    try:
+        _run(case, impl, reference, result, on_call, on_estimate, budget)
+    except ImplError as e:
+        result.error = str(e)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _run(case, impl, reference, result, on_call, on_estimate, budget):
+    arrays = make_arrays(case)
+    dout = arrays.pop("dout")
+    t0 = time.perf_counter()
+    out, cache = forward(impl, case, arrays)
+    result.output_shape = tuple(out.shape)
+    if out.shape != case.output_shape():
+        result.checks.append(Check("out", False, message=f"output shape {out.shape}, expected "
+                                   f"{case.output_shape()} (1 + (H + 2*pad - HH) // stride)"))
+        return
+    f = Evaluator(impl, case, arrays, on_call)
+    f.seconds_per_call = time.perf_counter() - t0
+    grads = backward(impl, case, dout, cache)
+    rscale = rounding_scale(case, arrays)
+    result.checks.append(out_check(case, out, forward(reference, case, arrays)[0], rscale))
+    bad_shapes = [f"{g} has shape {grads[g].shape}, expected {arrays[PARAM_OF[g]].shape}"
+                  for g in grads if grads[g].shape != arrays[PARAM_OF[g]].shape]
+    if bad_shapes:
+        result.checks.append(Check("shape", False, message="; ".join(bad_shapes)))
+        return
+    calls, secs = cost(case, f.seconds_per_call)
+    mode = case.mode if case.mode != "auto" else ("dense" if secs <= budget else "projection")
+    if on_estimate:
+        on_estimate(case, mode, calls if mode == "dense" else None, secs)
+    T = np.abs(dout.astype(np.float64)) * rscale
+    base = out.astype(np.float64)
+    rng = np.random.RandomState(case.seed + 1)
+    for g in grad_names(case):
+        args = (f, case, g, grads[g], base, dout.astype(np.float64), T, rng)
+        if mode == "dense":
+            chk = dense(*args, budget)
+        elif mode == "sparse":
+            chk = sparse(*args)
+        else:
+            chk = projection(*args)
+            if case.mode == "auto":  # projection says whether, sparse says where
+                extra = sparse(*args)
+                chk.passed &= extra.passed
+                chk.method += f" + {extra.method}"
+                chk.worst = chk.worst if extra.passed else extra.worst
+        result.checks.append(chk)
+    if case.mode == "auto" and mode != "dense":
+        result.notes.append(f"auto mode: a dense check would take about {secs:.0f} s;"
+                            " ran projection plus sparse checks instead")
