@@ -42,18 +42,26 @@ def blas_threads() -> tuple[int, str]:
     return os.cpu_count() or 1, "cpu count (OpenBLAS default)"
 
 
-WARMUP = 5
+ROUNDS = 3
 
 
-def best_ms(fn, repeats: int) -> float:
-    for _ in range(WARMUP):  # BLAS threads, torch kernels, and glibc's malloc, which
-        fn()  # serves big arrays from fresh pages (page faults) until it has seen them freed
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * min(times)
+def best_ms(fns, repeats: int) -> list[float]:
+    """Best time of each function in ms over ROUNDS rounds of `repeats` calls each.
+
+    The functions take turns by blocks, not call by call: numpy's BLAS and torch each keep
+    a thread pool that spins for a while after returning, and on a small machine calls
+    interleaved one by one would mostly time the two pools fighting over the cores. The
+    first round doubles as warm-up (threads, torch kernels, and glibc's malloc, which
+    serves big arrays from fresh, page-faulting memory until it has seen that size freed).
+    """
+    best = [float("inf")] * len(fns)
+    for _ in range(ROUNDS):
+        for k, fn in enumerate(fns):
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn()
+                best[k] = min(best[k], time.perf_counter() - start)
+    return [1e3 * t for t in best]
 
 
 # -- the cases: (label, cnncheck fwd+bwd, torch fwd+bwd or None) ----------------------
@@ -130,13 +138,12 @@ def main() -> None:
     width = max(len(label) for label, _, _ in cases)
     print(f"\n{'forward + backward':<{width}}  {'cnncheck ms':>11}  {'torch ms':>9}  {'ratio':>6}")
     for label, ours, theirs in cases:
-        ours_ms = best_ms(ours, args.repeats)
         if theirs is None:
+            (ours_ms,) = best_ms([ours], args.repeats)
             print(f"{label:<{width}}  {ours_ms:11.3f}  {'-':>9}  {'-':>6}")
         else:
-            theirs_ms = best_ms(theirs, args.repeats)
+            ours_ms, theirs_ms = best_ms([ours, theirs], args.repeats)
             print(f"{label:<{width}}  {ours_ms:11.3f}  {theirs_ms:9.3f}  {ours_ms / theirs_ms:6.2f}")
-
 
 if __name__ == "__main__":
     main()

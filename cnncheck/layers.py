@@ -166,7 +166,13 @@ def conv_forward_fast(x, w, b, conv_param):
 
 
 def conv_backward_fast(dout, cache):
-    """Backward pass of a convolutional layer: two GEMMs and a col2im over kernel offsets.
+    """Backward pass of a convolutional layer: GEMMs, and a col2im over kernel offsets.
+
+    dw is one GEMM of dout against the cached columns. dx is col2im done offset by offset:
+    for each kernel offset (di, dj), one GEMM w[:, :, di, dj].T @ dout gives its (C, N, H', W')
+    contribution, added to a strided view of the padded gradient. Working one offset at a
+    time keeps the temporary small (a C * HH * WW times larger dcols costs more in
+    memory traffic and fresh pages than the extra GEMM calls do).
 
     Inputs:
     - dout: upstream derivatives, of shape (N, F, H', W')
@@ -184,16 +190,17 @@ def conv_backward_fast(dout, cache):
     F, _, HH, WW = w.shape
     _, _, H_out, W_out = dout.shape
 
-    dout_fn = dout.transpose(1, 0, 2, 3).reshape(F, N * H_out * W_out)
+    dout_fn = dout.transpose(1, 0, 2, 3).reshape(F, N * H_out * W_out).astype(x.dtype, copy=False)
     db = dout.sum(axis=(0, 2, 3)).astype(b.dtype, copy=False)
     dw = (dout_fn @ cols.T).reshape(w.shape).astype(w.dtype, copy=False)
-    dcols = (w.reshape(F, -1).T @ dout_fn).reshape(C, HH, WW, N, H_out, W_out)
-    # col2im, channel-first so that each offset adds contiguous blocks of dcols
+    # channel-first (C, N, ...) so each GEMM result is added without a transpose
     dx_pad = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
+    dx_offset = np.empty((C, N, H_out, W_out), dtype=x.dtype)
     for i in range(HH):
         for j in range(WW):
+            np.matmul(w[:, :, i, j].T, dout_fn, out=dx_offset.reshape(C, -1))
             dx_window = _window(dx_pad, i, j, sh, sw, H_out, W_out)
-            dx_window += dcols[:, i, j]
+            dx_window += dx_offset
     dx = np.ascontiguousarray(dx_pad[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
 
     return dx, dw, db

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -66,31 +67,27 @@ def verdict(c: Check) -> Text:
     return Text("pass" + kinks, style="green")
 
 
-def case_cell(r: CaseResult) -> Text:
+def case_header(r: CaseResult) -> Text:
+    """The case's name, geometry, input shapes and output shape on one line."""
     case = r.case
-    shapes = "  ".join(f"{k} {shape(v)}" for k, v in case.input_shapes().items())
-    out_style = "" if r.output_shape in (None, r.expected_output_shape) else "bold red"
-    text = Text(f"{case.name}\n", style="bold")
-    text.append(f"{case.describe()}  {case.dtype}\n{shapes}\nout ")
-    text.append(shape(r.output_shape), style=out_style)
-    text.append(f" (expected {shape(r.expected_output_shape)})")
+    text = Text(case.name, style="bold")
+    shapes = " ".join(f"{k} {shape(v)}" for k, v in case.input_shapes().items())
+    text.append(f"  {case.describe()} {case.dtype}  {shapes} -> out ")
+    ok = r.output_shape in (None, r.expected_output_shape)
+    text.append(shape(r.output_shape), style="" if ok else "bold red")
+    text.append(f" (expected {shape(r.expected_output_shape)})  {r.seconds:.2f} s", style="dim")
     return text
 
 
-def table(results: list[CaseResult]) -> Table:
-    t = Table(show_lines=False, header_style="bold")
-    for col in ("case", "check", "rel error", "abs error", "margin", "verdict", "method"):
-        t.add_column(col, no_wrap=col in ("rel error", "abs error", "verdict"))
-    for r in results:
-        rows = r.checks or [None]
-        for i, c in enumerate(rows):
-            first = case_cell(r) if i == 0 else ""
-            if c is None:
-                t.add_row(first, "-", "-", "-", "-", Text("ERROR", style="bold red"), "")
-                continue
-            t.add_row(first, c.name, Text(_fmt(c.rel_error), style=band(c.rel_error)),
-                      _fmt(c.abs_error), _fmt(c.margin), verdict(c), c.method,
-                      end_section=i == len(rows) - 1)
+def table(r: CaseResult) -> Table:
+    t = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("check", "rel error", "abs error", "margin", "verdict", "method"):
+        t.add_column(col, no_wrap=col != "method")
+    for c in r.checks:
+        t.add_row(c.name, Text(_fmt(c.rel_error), style=band(c.rel_error)),
+                  _fmt(c.abs_error), _fmt(c.margin), verdict(c), c.method)
+    if r.error:
+        t.add_row("-", "-", "-", "-", Text("ERROR", style="bold red"), r.error)
     return t
 
 
@@ -131,4 +128,5 @@ def summary(results: list[CaseResult]) -> Text:
 
 
 def print_table(results: list[CaseResult], console: Console) -> None:
-    console.print(Group(table(results), *details(results), summary(results)))
+    parts = [p for r in results for p in (case_header(r), table(r))]
+    console.print(Group(*parts, *details(results), summary(results)))
