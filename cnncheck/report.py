@@ -68,14 +68,15 @@ def verdict(c: Check) -> Text:
 
 
 def case_header(r: CaseResult) -> Text:
-    """The case's name, geometry, input shapes and output shape on one line."""
+    """The case's name and time, then its geometry, input shapes and output shape."""
     case = r.case
     text = Text(case.name, style="bold")
+    text.append(f"  ({r.seconds:.2f} s)\n", style="dim")
     shapes = " ".join(f"{k} {shape(v)}" for k, v in case.input_shapes().items())
-    text.append(f"  {case.describe()} {case.dtype}  {shapes} -> out ")
+    text.append(f"{case.describe()} {case.dtype} | {shapes} | out ")
     ok = r.output_shape in (None, r.expected_output_shape)
     text.append(shape(r.output_shape), style="" if ok else "bold red")
-    text.append(f" (expected {shape(r.expected_output_shape)})  {r.seconds:.2f} s", style="dim")
+    text.append(f", expected {shape(r.expected_output_shape)}")
     return text
 
 
