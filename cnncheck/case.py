@@ -57,6 +57,7 @@ class Case:
     mode: str = "auto"  # auto | dense | sparse | projection
     samples: int = 20  # sparse mode: elements per gradient
     directions: int = 4  # projection mode: random directions
+    taylor: bool = False  # also run the Taylor (convergence) test, cnncheck.taylor
 
     # -- geometry -------------------------------------------------------------
     @property

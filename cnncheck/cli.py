@@ -10,13 +10,12 @@ import sys
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cnncheck import __version__, report
+from cnncheck import __version__, diagnose, impl, report, runner, suites
 from cnncheck.config import ConfigError, load_cases
-from cnncheck.gradcheck import check_case
 
-ESTIMATE_NOTICE = 3.0  # seconds: announce dense checks expected to take longer
+
+RUN_OPTIONS = ("impl", "forward", "backward", "timeout", "jobs")  # how to run, not what
 
 
 class UserError(click.ClickException):
@@ -42,11 +41,29 @@ def _pair(value: str, flag: str):
     return parts[0] if len(parts) == 1 else parts
 
 
+def _jobs(ctx, param, value):
+    try:
+        return runner.jobs_count(value) if value is not None else 1
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected a positive integer or 'auto'") from None
+
+
 def common_options(f):
     """Options every command shares, written once."""
     options = [
+        click.option("--impl", metavar="FILE_OR_MODULE",
+                     help="Check your own layers: a .py file (e.g. assignment2/cs231n/layers.py) or a "
+                          "module name. Without --config, runs the default suite."),
+        click.option("--forward", metavar="NAME", help="Forward function name (default: the CS231n one, "
+                                                       "e.g. conv_forward_naive)."),
+        click.option("--backward", metavar="NAME",
+                     help="Backward function name (default: the one matching --forward)."),
         click.option("--config", "configs", multiple=True, metavar="FILE",
                       help="YAML config file (repeatable). Without one, the embedded default runs."),
+        click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+                     help="Fail a case whose code runs longer than this."),
+        click.option("--jobs", callback=_jobs, metavar="N|auto",
+                     help="Run cases in N worker processes (auto: one per core)."),
         click.option("--x-shape", metavar="N,C,H,W", help="Input shape, e.g. 4,3,16,16."),
         click.option("--stride", metavar="S|SH,SW", help="Stride, e.g. 2 or 2,1."),
         click.option("--seed", type=int, help="Random seed for inputs and dout."),
@@ -59,7 +76,9 @@ def common_options(f):
                      help="auto (default): dense when affordable, else projection plus sparse."),
         click.option("--samples", type=int, help="Sparse mode: random elements per gradient."),
         click.option("--directions", type=int, help="Projection mode: random directions."),
-        click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+        click.option("--taylor", is_flag=True, default=None,
+                     help="Also run the Taylor test: residuals at steps 0.1 ... 2e-4 and their order."),
+        click.option("--format", "fmt", type=click.Choice(["table", "json", "junit"]), default="table",
                      show_default=True, help="Output format on stdout."),
     ]
     return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
@@ -67,7 +86,8 @@ def common_options(f):
 
 def overrides(opts: dict) -> dict:
     """Flags the user gave, in the config's own terms."""
-    out = {k: v for k, v in opts.items() if v is not None and k not in ("configs", "fmt", "avg")}
+    skip = ("configs", "fmt", "avg", *RUN_OPTIONS)
+    out = {k: v for k, v in opts.items() if v is not None and k not in skip}
     for key, count in (("x_shape", (4,)), ("w_shape", (4,))):
         if key in out:
             out[key] = _ints(out[key], "--" + key.replace("_", "-"), count)
@@ -81,35 +101,39 @@ def overrides(opts: dict) -> dict:
 
 def run(command: str, opts: dict) -> None:
     try:
-        cases = load_cases(list(opts["configs"]), command, overrides(opts))
+        if opts["impl"] and not opts["configs"]:
+            cases = suites.cases_for(command, overrides(opts))
+        else:
+            cases = load_cases(list(opts["configs"]), command, overrides(opts))
     except ConfigError as e:
         raise UserError(str(e)) from None
-    results = check_all(cases)
+    results = diagnose.diagnose(check_all(cases, load_impls(cases, opts), opts["timeout"], opts["jobs"]))
     out = Console()
     if opts["fmt"] == "json":
         click.echo(report.to_json(results))
+    elif opts["fmt"] == "junit":
+        click.echo(report.to_junit(results))
     else:
         report.print_table(results, out)
     sys.exit(0 if all(r.passed for r in results) else 1)
 
 
-def check_all(cases) -> list:
-    err = Console(stderr=True)
+def load_impls(cases, opts) -> dict | None:
+    """--impl's functions for each layer among the cases (None: the built-in layers)."""
+    if not opts["impl"]:
+        if opts["forward"] or opts["backward"]:
+            raise UserError("--forward and --backward name functions of --impl FILE_OR_MODULE: give it too")
+        return None
+    try:
+        return {layer: impl.load(opts["impl"], layer, opts["forward"], opts["backward"])
+                for layer in sorted({c.layer for c in cases})}
+    except impl.ImplLoadError as e:
+        raise UserError(str(e)) from None
 
-    def estimate(case, mode, calls, secs):
-        if secs > ESTIMATE_NOTICE:
-            what = f"{calls} forward calls" if calls else mode
-            err.print(f"[dim]{case.name}: {mode} check, about {secs:.0f} s ({what})[/dim]")
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
-                  console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task("checking", total=len(cases))
-        results = []
-        for case in cases:
-            bar.update(task, description=f"checking {case.name}")
-            results.append(check_case(case, on_estimate=estimate))
-            bar.advance(task)
-    return results
+def check_all(cases, impls=None, timeout=None, jobs=1) -> list:
+    with runner.terminal_progress(len(cases)) as progress:
+        return runner.run_cases(cases, impls, timeout, jobs, on_progress=progress)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -135,6 +159,8 @@ def conv(**opts):
       cnncheck conv                                   # the course notebook's case
       cnncheck conv --x-shape 4,3,16,16 --w-shape 8,3,3,3 --stride 1 --pad 1
       cnncheck conv --config configs/examples.yaml --format json
+      cnncheck conv --impl assignment2/cs231n/layers.py   # your own layers, default suite
+      cnncheck conv --impl cs231n.fast_layers --forward conv_forward_fast --timeout 60
     """
     run("conv", opts)
 
@@ -152,5 +178,6 @@ def pool(**opts):
       cnncheck pool                                   # the course notebook's case
       cnncheck pool --x-shape 2,3,8,8 --pool-height 3 --pool-width 3 --stride 1
       cnncheck pool --avg --config configs/pool.yaml --format json
+      cnncheck pool --impl assignment2/cs231n/layers.py --jobs auto --format json
     """
     run("pool", opts)

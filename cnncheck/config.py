@@ -24,7 +24,8 @@ from cnncheck.case import DISTRIBUTIONS, DTYPES, LAYERS, POOL_LAYERS, Case
 MODES = ("auto", "dense", "sparse", "projection")
 MAX_CASES = 10_000
 TOP_KEYS = ("name", "layer", "x_shape", "w_shape", "conv_param", "pool_param", "seed", "dtype",
-            "h", "tolerance", "noise_factor", "inputs", "mode", "samples", "directions", "sweep")
+            "h", "tolerance", "noise_factor", "inputs", "mode", "samples", "directions", "taylor",
+            "sweep")
 SUB_KEYS = {
     "conv_param": ("stride", "pad"),
     "pool_param": ("pool_height", "pool_width", "stride"),
@@ -44,6 +45,7 @@ FLAGS = {
     "pool_height": "--pool-height", "pool_width": "--pool-width", "seed": "--seed", "h": "--h",
     "tolerance": "--tolerance", "noise_factor": "--noise-factor", "dtype": "--dtype",
     "layer": "--avg", "mode": "--mode", "samples": "--samples", "directions": "--directions",
+    "taylor": "--taylor",
 }
 COMMAND_ONLY = {"conv": ("w_shape", "pad"), "pool": ("pool_height", "pool_width", "layer")}
 
@@ -308,6 +310,12 @@ def _positive(v, at, label):
     return float(v)
 
 
+def _bool(v, at, label):
+    if type(v) is not bool:
+        _fail(at, f"{label} = {_show(v)} must be true or false")
+    return v
+
+
 def _text(v, at, label):
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         _fail(at, f"{label} = {_show(v)} must be a string")
@@ -323,6 +331,7 @@ OPTIONS = {  # optional Case fields: key -> check(value, at, label)
     "mode": lambda v, at, k: _choice(v, at, k, MODES),
     "samples": lambda v, at, k: _int(v, at, k, 1),
     "directions": lambda v, at, k: _int(v, at, k, 1),
+    "taylor": lambda v, at, k: _bool(v, at, k),
 }
 
 

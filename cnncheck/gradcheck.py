@@ -19,7 +19,7 @@ one-sided differences that disagree and are left out of the verdict.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -108,6 +108,7 @@ class Check:
     worst: list = field(default_factory=list)
     error_map: list | None = None  # |a-n| over the spatial grid, summed over N and C
     message: str | None = None
+    taylor: dict | None = None  # the Taylor (convergence) test, cnncheck.taylor
 
 
 @dataclass
@@ -221,7 +222,7 @@ def single(shape, flat: int) -> Colour:
 
 # -- the numerical side ---------------------------------------------------------
 class Evaluator:
-    """Runs the layer's forward with one parameter replaced, counting calls."""
+    """Runs the layer's forward with some parameters replaced, counting calls."""
 
     def __init__(self, impl: Impl, case: Case, arrays: dict, on_call=None):
         self.impl, self.case, self.arrays, self.on_call = impl, case, arrays, on_call
@@ -229,12 +230,17 @@ class Evaluator:
         self.seconds_per_call = 0.0  # set from the first, unperturbed call
 
     def __call__(self, name: str, value: np.ndarray) -> np.ndarray:
+        return self.run({name: value})
+
+    def run(self, replaced: dict) -> np.ndarray:
+        """The layer's output in float64 with `replaced` ({'x': ..., ...}) swapped in."""
         self.calls += 1
         if self.on_call:
             self.on_call()
-        out = forward(self.impl, self.case, {**self.arrays, name: value})[0]
+        out = forward(self.impl, self.case, {**self.arrays, **replaced})[0]
         if out.shape != self.case.output_shape():
-            raise ImplError(f"forward returned out of shape {out.shape} for a perturbed {name}")
+            raise ImplError(f"forward returned out of shape {out.shape} for a perturbed "
+                            f"{', '.join(replaced)}")
         return out.astype(np.float64)
 
 
@@ -247,27 +253,34 @@ class Numerical:
 
 
 def numerical(f: Evaluator, pname: str, cols, base, dout, one_sided=False) -> Numerical:
-    """Centred differences for every element of the given colours."""
-    case, p = f.case, f.arrays[pname]
-    h, dtype = case.step(), p.dtype
-    p64 = p.astype(np.float64)
+    """Centred differences for every element of the given colours.
+
+    As CS231n's `eval_numerical_gradient_array` does, a work copy of the parameter is
+    perturbed in place and restored; float64 divides by the nominal 2h, float32 by the
+    step it could represent.
+    """
+    p, h = f.arrays[pname], f.case.step()
+    work = p.copy()
     res = Numerical(np.zeros(p.shape))
     if one_sided:
         res.plus, res.minus = np.zeros(p.shape), np.zeros(p.shape)
     for col in cols:
-        delta = np.zeros(p.shape)
-        delta[col.index] = 1.0
-        up, down = (p64 + h * delta).astype(dtype), (p64 - h * delta).astype(dtype)
-        pos, neg = f(pname, up), f(pname, down)
-        hp = up[col.index].astype(np.float64) - p64[col.index]
-        hm = p64[col.index] - down[col.index].astype(np.float64)
-        two_h = 2 * h if dtype == np.float64 else hp + hm  # float64: CS231n's exact 2h
-        res.value[col.index] = col.read((pos - neg) * dout) / two_h
+        old = np.asarray(p[col.index], np.float64)
+        up, down = (old + h).astype(p.dtype), (old - h).astype(p.dtype)
+        work[col.index] = up
+        pos = f(pname, work)
+        work[col.index] = down
+        neg = f(pname, work)
+        work[col.index] = p[col.index]
+        hp, hm = (h, h) if p.dtype == np.float64 else (up - old, old - down)
+        res.value[col.index] = col.read((pos - neg) * dout) / (hp + hm)
         if one_sided:
             res.plus[col.index] = col.read((pos - base) * dout) / hp
             res.minus[col.index] = col.read((base - neg) * dout) / hm
-        if col.covered is not None and np.any((pos != neg) & ~col.covered):
-            res.leaked = True
+        if col.covered is not None and not res.leaked:
+            res.leaked = bool(np.any((pos != neg) & ~col.covered))
+    if not np.array_equal(work, p, equal_nan=True):
+        raise ImplError(f"forward changed its input {pname} in place")
     return res
 
 
@@ -280,37 +293,78 @@ def rounding_scale(case: Case, arrays: dict) -> np.ndarray:
     return np.sqrt(K) * fabs
 
 
-def noise(case: Case, name: str, p, num, T) -> np.ndarray:
-    """noise_i = eps * (sum over i's footprint of |dout| * r  +  |n_i| * |p_i|) / h."""
+def footprint_rss(case: Case, name: str, T: np.ndarray, cols=None) -> np.ndarray:
+    """S_i = sqrt(sum of T^2 over element i's output footprint), for every element."""
+    S = np.zeros(case.input_shapes()[PARAM_OF[name]])
+    T2 = T * T
+    for col in cols or colours(case, name):
+        S[col.index] = col.read(T2)
+    return np.sqrt(S)
+
+
+def noise(case: Case, name: str, p, num, T, S=None) -> np.ndarray:
+    """noise_i = eps * (sqrt(sum over i's footprint of (|dout| r)^2)  +  |n_i| * |p_i|) / h."""
     eps = np.finfo(case.dtype).eps
-    S = np.zeros(p.shape)
-    for col in colours(case, name):
-        S[col.index] = col.read(T)
+    S = footprint_rss(case, name, T) if S is None else S
     return eps * (S + np.abs(num) * np.abs(p.astype(np.float64))) / case.step()
+
+
+def _kinky(case: Case, gname: str) -> bool:
+    return case.layer == "max_pool" and gname == "dx"
+
+
+def kinks(case: Case, p, num: Numerical, nz) -> np.ndarray | None:
+    """Max-pool elements at a kink: x_i +- h changes a window's winner, or the one-sided
+    differences disagree (whatever the checked forward computes)."""
+    if num.plus is None:
+        return None
+    allowed = case.rtol() * (np.abs(num.plus) + np.abs(num.minus)) + 2 * case.noise_factor * nz
+    disagree = np.abs(num.plus - num.minus) > allowed
+    return disagree | _tied(case, p.astype(np.float64), 2 * case.step())
+
+
+def _tied(case: Case, x: np.ndarray, margin: float | None = None) -> np.ndarray:
+    """Elements within `margin` (default 4h) of their window's maximum where the window
+    holds another such element: moving them by up to margin/2 can change the winner."""
+    margin = 4 * case.step() if margin is None else margin
+    (kh, kw), (sh, sw) = case.kernel, case.stride
+    Ho, Wo = case.out_hw()
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :Ho, :Wo]
+    near = win >= win.max(axis=(4, 5), keepdims=True) - margin
+    tied = near & (near.sum(axis=(4, 5), keepdims=True) > 1)
+    out = np.zeros(x.shape, bool)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, :, i : i + sh * Ho : sh, j : j + sw * Wo : sw] |= tied[..., i, j]
+    return out
 
 
 # -- checking one gradient ------------------------------------------------------
 def dense(f: Evaluator, case, gname, analytic, base, dout, T, rng, budget) -> Check:
     """Every element, by colours; verified by single perturbations, with fallbacks."""
     pname = PARAM_OF[gname]
-    p, kinky = f.arrays[pname], case.layer == "max_pool"
+    p, kinky = f.arrays[pname], _kinky(case, gname)
     cols = colours(case, gname)
     num = numerical(f, pname, cols, base, dout, kinky)
+    S = footprint_rss(case, gname, T, cols)
     method = f"dense, {len(cols)} colours"
     spots = _spot_elements(p.shape, rng, SPOT_CHECKS)
-    single_num = numerical(f, pname, [single(p.shape, k) for k in spots], base, dout)
-    agree = np.allclose(num.value.flat[spots], single_num.value.flat[spots], rtol=1e-6,
-                        atol=1e-9 * max(1.0, float(np.abs(num.value).max(initial=0))))
-    if num.leaked or not agree:
+    alone = numerical(f, pname, [single(p.shape, k) for k in spots], base, dout).value.flat[spots]
+    nz = noise(case, gname, p, num.value, T, S).flat[spots]
+    if num.leaked or not _agree(case, num.value.flat[spots], alone, nz):
         why = "outputs outside the receptive field changed" if num.leaked else "spot checks disagreed"
         if 2 * p.size * f.seconds_per_call <= budget:
-            cols = [single(p.shape, k) for k in range(p.size)]
-            num = numerical(f, pname, cols, base, dout, kinky)
+            num = numerical(f, pname, [single(p.shape, k) for k in range(p.size)], base, dout, kinky)
             method = f"dense, element-wise ({why} with colours)"
         else:
             return sparse(f, case, gname, analytic, base, dout, T, rng,
                           note=f"sparse ({why}; element by element too costly)")
-    return _verdict(case, gname, analytic, num, p, T, method)
+    return _verdict(case, gname, analytic, num, p, S, method)
+
+
+def _agree(case, a, b, nz) -> bool:
+    """Colour and single-element differences agree within the verdict's own allowance."""
+    return bool(np.all(np.abs(a - b) <= case.rtol() * (np.abs(a) + np.abs(b)) + case.noise_factor * nz))
 
 
 def sparse(f, case, gname, analytic, base, dout, T, rng, note="sparse") -> Check:
@@ -318,22 +372,18 @@ def sparse(f, case, gname, analytic, base, dout, T, rng, note="sparse") -> Check
     pname = PARAM_OF[gname]
     p = f.arrays[pname]
     picks = np.union1d(_spot_elements(p.shape, rng, case.samples), _border_elements(p.shape))
-    num = numerical(f, pname, [single(p.shape, k) for k in picks], base, dout,
-                    case.layer == "max_pool")
-    full = _verdict(case, gname, analytic, num, p, T, "", picks)
-    full.method = f"{note}, {len(picks)}/{p.size}"
-    return full
+    num = numerical(f, pname, [single(p.shape, k) for k in picks], base, dout, _kinky(case, gname))
+    chk = _verdict(case, gname, analytic, num, p, footprint_rss(case, gname, T), "", picks)
+    chk.method = f"{note}, {len(picks)}/{p.size}"
+    return chk
 
 
-def _verdict(case, gname, analytic, num: Numerical, p, T, method, picks=None) -> Check:
-    nz = noise(case, gname, p, num.value, T)
-    kinks = None
-    if num.plus is not None:
-        allowed = case.rtol() * (np.abs(num.plus) + np.abs(num.minus)) + case.noise_factor * nz
-        kinks = np.abs(num.plus - num.minus) > allowed
+def _verdict(case, gname, analytic, num: Numerical, p, S, method, picks=None) -> Check:
+    nz = noise(case, gname, p, num.value, None, S)
+    kk = kinks(case, p, num, nz)
     sel = (lambda a: a.flat[picks]) if picks is not None else (lambda a: a)
     chk = compare(gname, sel(analytic), sel(num.value), sel(nz), case,
-                  None if kinks is None else sel(kinks), method)
+                  None if kk is None else sel(kk), method)
     if picks is not None:
         for w in chk.worst:  # report indices in the parameter's own shape
             w["index"] = [int(i) for i in np.unravel_index(picks[w["index"][0]], p.shape)]
@@ -346,53 +396,118 @@ def _spot_elements(shape, rng, k) -> np.ndarray:
 
 
 def _border_elements(shape) -> np.ndarray:
-    """Corners and edge midpoints of the spatial grid, first and last sample/channel."""
+    """Spatial corners, edge midpoints and centre, in the first and last sample/channel/filter."""
     grid = np.zeros(shape, bool)
-    ix = [sorted({0, s // 2, s - 1}) for s in shape]
+    ix = [sorted({0, s - 1}) for s in shape[:-2]] + [sorted({0, s // 2, s - 1}) for s in shape[-2:]]
     grid[np.ix_(*ix)] = True
     return np.flatnonzero(grid)
 
 
-def projection(f: Evaluator, case, gname, analytic, base, dout, T, rng) -> Check:
-    """Compare v . J u numerically with u . (J^T v) for random directions u (v = dout)."""
-    pname = PARAM_OF[gname]
-    p = f.arrays[pname]
-    p64, h, eps = p.astype(np.float64), case.step(), np.finfo(case.dtype).eps
-    mask = ~_tied(case, p64) if case.layer == "max_pool" and pname == "x" else np.ones(p.shape, bool)
-    nums, anas, nzs = [], [], []
+def projection(f: Evaluator, case, grads, base, dout, T, rng, budget) -> dict[str, Check]:
+    """v . J u against u . (J^T v) along random directions u (v = dout), per gradient.
+
+    One direction moves x, w and b together (a conv is bilinear, so the centred difference
+    is still exact); when that fails, each gradient is projected alone, and a failing one
+    is located by a dense check where affordable (else sparse).
+    """
+    names = list(grads)
+    joint = _project(f, case, grads, names, dout, T, rng)
+    if joint.passed or len(names) == 1:
+        if len(names) > 1:
+            joint.method += f" moving {', '.join(PARAM_OF[g] for g in names)} together"
+        checks = {g: replace(joint, name=g, worst=list(joint.worst)) for g in names}
+    else:
+        checks = {g: _project(f, case, grads, [g], dout, T, rng) for g in names}
+    for g, chk in checks.items():
+        if not chk.passed:
+            checks[g] = _locate(chk, f, case, g, grads[g], base, dout, T, rng, budget)
+    return checks
+
+
+def _project(f: Evaluator, case, grads, names, dout, T, rng) -> Check:
+    """One Check over `case.directions` random directions moving the named parameters.
+
+    u is uniform in [-1, 1] and zero on max-pool elements within 3h of a tie, so no
+    window's winner changes between p + h u and p - h u (those elements count as kinks).
+    """
+    h, eps = case.step(), np.finfo(case.dtype).eps
+    params = {PARAM_OF[g]: (f.arrays[PARAM_OF[g]], grads[g].astype(np.float64)) for g in names}
+    masks = {PARAM_OF[g]: ~_tied(case, f.arrays["x"].astype(np.float64), 3 * h)
+             for g in names if _kinky(case, g)}
+    anas, nums, nzs = [], [], []
     for _ in range(case.directions):
-        u = rng.randn(*p.shape) * mask
-        up, down = (p64 + h * u).astype(p.dtype), (p64 - h * u).astype(p.dtype)
-        u_real = (up.astype(np.float64) - down.astype(np.float64)) / (2 * h)
-        nums.append(np.sum((f(pname, up) - f(pname, down)) * dout) / (2 * h))
-        anas.append(np.sum(u_real * analytic.astype(np.float64)))
-        nzs.append(eps * (T.sum() + np.sum(np.abs(u * p64 * analytic))) / h)
-    chk = compare(gname, np.array(anas), np.array(nums), np.array(nzs), case,
+        ups, downs, ana, nz = {}, {}, 0.0, np.sum(T * T)
+        for pname, (p, g) in params.items():
+            p64 = p.astype(np.float64)
+            u = rng.uniform(-1.0, 1.0, p.shape) * masks.get(pname, 1.0)
+            ups[pname], downs[pname] = (p64 + h * u).astype(p.dtype), (p64 - h * u).astype(p.dtype)
+            u_real = (ups[pname].astype(np.float64) - downs[pname]) / (2 * h)
+            ana += np.sum(u_real * g)
+            nz += np.sum((u * p64 * g) ** 2)
+        nums.append(np.sum((f.run(ups) - f.run(downs)) * dout) / (2 * h))
+        anas.append(ana)
+        nzs.append(eps * np.sqrt(nz) / h)
+    chk = compare(names[0], np.array(anas), np.array(nums), np.array(nzs), case,
                   method=f"projection, {case.directions} directions")
-    chk.kinks = int((~mask).sum())
+    chk.kinks = int(sum((~m).sum() for m in masks.values()))
     for w in chk.worst:
         w["direction"] = w.pop("index")[0]
     return chk
 
 
-def _tied(case: Case, x: np.ndarray) -> np.ndarray:
-    """Elements within 2h of their window's maximum where the window holds another such element."""
-    (kh, kw), (sh, sw) = case.kernel, case.stride
-    Ho, Wo = case.out_hw()
-    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :Ho, :Wo]
-    near = win >= win.max(axis=(4, 5), keepdims=True) - 4 * case.step()
-    tied = near & (near.sum(axis=(4, 5), keepdims=True) > 1)
-    out = np.zeros(x.shape, bool)
-    for i in range(kh):
-        for j in range(kw):
-            out[:, :, i : i + sh * Ho : sh, j : j + sw * Wo : sw] |= tied[..., i, j]
-    return out
+def _locate(chk: Check, f, case, gname, analytic, base, dout, T, rng, budget) -> Check:
+    """A failed projection names its elements: dense where affordable, else sparse.
+
+    A complete dense check is the finer test and gives the verdict; a sparse one only
+    says where, and the gradient stays failed."""
+    args = (f, case, gname, analytic, base, dout, T, rng)
+    where = (dense(*args, budget) if dense_calls(case, gname) * f.seconds_per_call <= budget
+             else sparse(*args))
+    where.method = f"{chk.method}: failed, margin {chk.margin:.3g}; located by {where.method}"
+    if not where.method.split("located by ")[1].startswith("dense"):
+        where.passed = False
+    if where.passed:
+        where.message = "the projection failed, but every element passes the dense check"
+    return where
+
+
+def check_gradients(f: Evaluator, case, grads, base, dout, T, rng, mode, budget) -> dict:
+    """{name: Check} for every gradient in `mode` (dense, sparse or projection; in auto
+    mode a projection is joined by a sparse check of each gradient it passed)."""
+    one = {"dense": lambda *a: dense(*a, budget), "sparse": sparse}.get(mode)
+    if one:
+        return {g: one(f, case, g, grads[g], base, dout, T, rng) for g in grads}
+    checks = projection(f, case, grads, base, dout, T, rng, budget)
+    if case.mode == "auto":  # projection says whether, sparse says where
+        for g, chk in checks.items():
+            if chk.passed:
+                extra = sparse(f, case, g, grads[g], base, dout, T, rng)
+                chk.passed, chk.method = extra.passed, f"{chk.method} + {extra.method}"
+                chk.worst = chk.worst if extra.passed else extra.worst
+    return checks
+
+
+def dense_calls(case: Case, gname: str) -> int:
+    """Forward calls a dense check of one gradient takes (colours, then spot checks)."""
+    return 2 * len(colours(case, gname)) + 2 * (SPOT_CHECKS + 2)
+
+
+def mode_calls(case: Case, mode: str) -> int:
+    """Forward calls a check of every gradient in `mode` takes when it passes."""
+    names = grad_names(case)
+    sparse_calls = sum(2 * min(case.samples + 2 + _border_elements(s).size, int(np.prod(s)))
+                       for s in (case.input_shapes()[PARAM_OF[g]] for g in names))
+    if mode == "dense":
+        return sum(dense_calls(case, g) for g in names)
+    if mode == "sparse":
+        return sparse_calls
+    return 2 * case.directions + (sparse_calls if case.mode == "auto" else 0)
 
 
 # -- one case -------------------------------------------------------------------
 def cost(case: Case, seconds_per_call: float) -> tuple[int, float]:
     """Forward calls and seconds a dense check of every gradient would take."""
-    calls = sum(2 * len(colours(case, g)) + 2 * (SPOT_CHECKS + 2) for g in grad_names(case))
+    calls = sum(dense_calls(case, g) for g in grad_names(case))
     return calls, calls * seconds_per_call
 
 
@@ -444,23 +559,17 @@ def _run(case, impl, reference, result, on_call, on_estimate, budget):
     calls, secs = cost(case, f.seconds_per_call)
     mode = case.mode if case.mode != "auto" else ("dense" if secs <= budget else "projection")
     if on_estimate:
-        on_estimate(case, mode, calls if mode == "dense" else None, secs)
+        n = mode_calls(case, mode)
+        on_estimate(case, mode, n, n * f.seconds_per_call)
     T = np.abs(dout.astype(np.float64)) * rscale
     base = out.astype(np.float64)
     rng = np.random.RandomState(case.seed + 1)
+    found = check_gradients(f, case, grads, base, dout.astype(np.float64), T, rng, mode, budget)
     for g in grad_names(case):
-        args = (f, case, g, grads[g], base, dout.astype(np.float64), T, rng)
-        if mode == "dense":
-            chk = dense(*args, budget)
-        elif mode == "sparse":
-            chk = sparse(*args)
-        else:
-            chk = projection(*args)
-            if case.mode == "auto":  # projection says whether, sparse says where
-                extra = sparse(*args)
-                chk.passed &= extra.passed
-                chk.method += f" + {extra.method}"
-                chk.worst = chk.worst if extra.passed else extra.worst
+        chk = found[g]
+        if case.taylor:  # the step-free verdict joins the check's
+            from cnncheck.taylor import add_taylor
+            add_taylor(chk, f, case, g, grads[g], base, dout.astype(np.float64), T)
         result.checks.append(chk)
     if case.mode == "auto" and mode != "dense":
         result.notes.append(f"auto mode: a dense check would take about {secs:.0f} s;"

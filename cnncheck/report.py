@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 
 from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from cnncheck.diagnose import heat_map
 from cnncheck.gradcheck import CaseResult, Check
+from cnncheck.taylor import summary as taylor_summary
 
 # The course notes' bands for the relative error.
 BANDS = ((1e-7, "green", "good"), (1e-4, "yellow", "doubtful"), (1e-2, "dark_orange", "uncomfortable"))
@@ -80,12 +83,20 @@ def case_header(r: CaseResult) -> Text:
     return text
 
 
+def rel_cell(c: Check) -> Text:
+    """The relative error in its band's colour, and the Taylor test's verdict beside it."""
+    text = Text(_fmt(c.rel_error), style=band(c.rel_error))
+    if c.taylor:
+        text.append(f" taylor {taylor_summary(c.taylor)}", style="green" if c.taylor["passed"] else "red")
+    return text
+
+
 def table(r: CaseResult) -> Table:
     t = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("check", "rel error", "abs error", "margin", "verdict", "method"):
         t.add_column(col, no_wrap=col != "method")
     for c in r.checks:
-        t.add_row(c.name, Text(_fmt(c.rel_error), style=band(c.rel_error)),
+        t.add_row(c.name, rel_cell(c),
                   _fmt(c.abs_error), _fmt(c.margin), verdict(c), c.method)
     if r.error:
         t.add_row("-", "-", "-", "-", Text("ERROR", style="bold red"), r.error)
@@ -108,7 +119,12 @@ def details(results: list[CaseResult]) -> list:
                 where = w.get("index", w.get("direction"))
                 lines.append(Text(f"    at {where}: analytic {w['analytic']: .8e}  "
                                   f"numerical {w['numerical']: .8e}"))
-        if r.hint:
+            rows = heat_map(c.error_map) if c.error_map else []
+            if rows:
+                grid = "(HH, WW), summed over F and C" if c.name == "dw" else "(H, W), summed over N and C"
+                lines.append(Text(f"    |analytic - numerical| by {grid}:", style="dim"))
+                lines.extend(Text(f"    |{row}|") for row in rows)
+        if r.hint and r.hint not in (r.error or ""):  # an error's own hint is already in it
             lines.append(Text(f"{r.case.name}: hint: {r.hint}", style="yellow"))
         lines.extend(Text(f"{r.case.name}: note: {n}", style="dim") for n in r.notes)
     return lines
@@ -131,3 +147,47 @@ def summary(results: list[CaseResult]) -> Text:
 def print_table(results: list[CaseResult], console: Console) -> None:
     parts = [p for r in results for p in (case_header(r), table(r))]
     console.print(Group(*parts, *details(results), summary(results)))
+
+
+# -- JUnit XML --------------------------------------------------------------------
+def failure_text(c: Check) -> tuple[str, str]:
+    """(message, body) of a failed check: what failed, then its worst elements."""
+    head = c.message or (f"{c.failed} of {c.elements} elements exceed "
+                         f"tolerance*(|a|+|n|) + noise_factor*noise")
+    if c.rel_error is not None:
+        head += f" (rel error {_fmt(c.rel_error)}, abs error {_fmt(c.abs_error)})"
+    lines = [f"{c.name} failed: {head}"]
+    for w in c.worst:
+        where = w.get("index", w.get("direction"))
+        lines.append(f"  at {where}: analytic {w['analytic']: .8e}  numerical {w['numerical']: .8e}"
+                     f"  allowed {w['allowed']:.2e}")
+    if c.taylor:
+        lines.append(f"  Taylor test: {c.taylor['verdict']}")
+    return head, "\n".join(lines)
+
+
+def to_junit(results: list[CaseResult]) -> str:
+    """JUnit XML: one testcase per case and check (classname = case, name = check), a failure
+    for a failed check, an error for a case whose layer raised."""
+    suite = ET.Element("testsuite", name="cnncheck")
+    counts = {"tests": 0, "failures": 0, "errors": 0}
+    for r in results:
+        rows = [(c.name, c) for c in r.checks] + ([("call", None)] if r.error else [])
+        for name, c in rows:
+            tc = ET.SubElement(suite, "testcase", classname=r.case.name, name=name,
+                               time=f"{r.seconds / len(rows):.6f}")
+            counts["tests"] += 1
+            if c is None:
+                counts["errors"] += 1
+                ET.SubElement(tc, "error", message=r.error, type="LayerError").text = r.error
+            elif not c.passed:
+                counts["failures"] += 1
+                message, body = failure_text(c)
+                body += f"\nhint: {r.hint}" if r.hint else ""
+                ET.SubElement(tc, "failure", message=message, type="CheckFailure").text = body
+    suite.attrib.update({k: str(v) for k, v in counts.items()},
+                        skipped="0", time=f"{sum(r.seconds for r in results):.6f}")
+    root = ET.Element("testsuites", name="cnncheck", **{k: suite.get(k) for k in (*counts, "time")})
+    root.append(suite)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)

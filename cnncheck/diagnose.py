@@ -1,0 +1,158 @@
+"""Diagnosis from evidence: a hint where the failures point to a known bug class, a heat map.
+
+Two kinds of evidence. An error message can name its cause outright (Python 2 habits, numpy
+names removed in 1.24 and 2.0): `error_hint` maps it to a fix. Otherwise the pattern of which
+cases fail says it: a bug that fails exactly the cases with pad 0, or exactly those with
+stride > 1, has few explanations (`evidence_hint`). No pattern, no hint.
+"""
+from __future__ import annotations
+
+import re
+
+from cnncheck.case import Case
+from cnncheck.gradcheck import CaseResult
+
+PY2_DIVISION = ("Python 2 `/` gives a float in Python 3: use `//` for sizes and indices, "
+                "e.g. H_out = 1 + (H + 2 * pad - HH) // stride")
+REMOVED_NUMPY = {  # name -> (removed in, replacement)
+    "int": ("1.24", "int"), "float": ("1.24", "float"), "bool": ("1.24", "bool"),
+    "object": ("1.24", "object"), "str": ("1.24", "str"), "long": ("1.24", "int"),
+    "unicode": ("1.24", "str"), "complex": ("1.24", "complex"),
+    "float_": ("2.0", "np.float64"), "complex_": ("2.0", "np.complex128"),
+    "asscalar": ("1.23", "a.item()"), "product": ("2.0", "np.prod"),
+    "cumproduct": ("2.0", "np.cumprod"), "alltrue": ("2.0", "np.all"),
+    "sometrue": ("2.0", "np.any"), "NaN": ("2.0", "np.nan"), "Inf": ("2.0", "np.inf"),
+    "row_stack": ("2.0", "np.vstack"), "in1d": ("2.0", "np.isin"),
+}
+PYTHON2_NAMES = {"xrange": "range", "raw_input": "input", "unicode": "str", "basestring": "str",
+                 "long": "int", "unichr": "chr", "reduce": "functools.reduce",
+                 "izip": "zip", "imap": "map"}
+
+
+def _numpy_hint(m):
+    name = m.group(1)
+    if name not in REMOVED_NUMPY:
+        return None
+    version, use = REMOVED_NUMPY[name]
+    return f"np.{name} was removed in numpy {version}: use {use}"
+
+
+# (pattern, hint or function of the match): first match wins
+ERROR_HINTS = [
+    (r"Missing parentheses in call to 'print'", "Python 2 print statement: use print(...)"),
+    (r"Missing parentheses in call to 'exec'", "Python 2 exec statement: use exec(...)"),
+    (r"multiple exception types must be parenthesized", "Python 2 `except E, e:`: use `except E as e:`"),
+    (r"inconsistent use of tabs and spaces", "tabs and spaces mixed in the indentation: use spaces only"),
+    (r"name '(\w+)' is not defined",
+     lambda m: f"{m.group(1)} is Python 2: use {PYTHON2_NAMES[m.group(1)]}" if m.group(1) in PYTHON2_NAMES
+     else "the Cython extension is not built: cd cs231n && python setup.py build_ext --inplace"
+     if "cython" in m.group(1) else None),
+    (r"module 'numpy' has no attribute '(\w+)'", _numpy_hint),
+    (r"module 'numpy.lib' has no attribute 'pad'", "np.lib.pad was removed: use np.pad"),
+    (r"'float' object cannot be interpreted as an integer", PY2_DIVISION),
+    (r"slice indices must be integers", PY2_DIVISION),
+    (r"only integers, slices .* are valid indices", PY2_DIVISION),
+    (r"No module named '(past|future)'",
+     "`past` and `future` come from the `future` package: pip install future (or use range for xrange)"),
+    (r"No module named '[\w.]*im2col_cython'",
+     "the Cython extension is not built: cd cs231n && python setup.py build_ext --inplace"),
+    (r"'dict' object has no attribute '(iteritems|itervalues|iterkeys|has_key)'",
+     lambda m: f"dict.{m.group(1)} is Python 2: use "
+               + ("`key in d`" if m.group(1) == "has_key" else f"d.{m.group(1)[4:]}()")),
+    (r"cannot access local variable '(\w+)' where it is not associated with a value",
+     lambda m: f"`{m.group(1)}` is assigned only on some paths (an `if` with no `else`?)"),
+]
+
+
+def error_hint(message: str) -> str | None:
+    """A fix for an error message that names its own cause, else None."""
+    for pattern, hint in ERROR_HINTS:
+        m = re.search(pattern, message)
+        if m:
+            found = hint(m) if callable(hint) else hint
+            if found:
+                return found
+    return None
+
+
+# -- evidence from the pattern of failures ----------------------------------------------
+def _nonsquare_input(c: Case) -> bool:
+    return c.x_shape[2] != c.x_shape[3]
+
+
+def _nonsquare_kernel(c: Case) -> bool:
+    return c.kernel[0] != c.kernel[1]
+
+
+def _overlapping(c: Case) -> bool:
+    return any(s < k for s, k in zip(c.stride, c.kernel))
+
+
+HW = "height and width mixed up (W' computed from H or HH, a window or argmax unravelled with the wrong size)"
+# (name, layers, predicate, hint): a hint applies when the failing cases are exactly those
+# where the predicate holds, and some case where it does not hold passed.
+PATTERNS = [
+    ("pad 0", ("conv",), lambda c: c.pad == (0, 0),
+     "fails only at pad 0: an unpad slice like `dx_pad[:, :, pad:-pad, pad:-pad]` is empty when "
+     "pad is 0 (use `pad:pad + H`), or an `if pad > 0:` has no else"),
+    ("overlap", ("conv", "max_pool", "avg_pool"), _overlapping,
+     "fails only where windows overlap (stride < window): backward assigns (`dx[...] = ...`) "
+     "where it must accumulate (`+=`)"),
+    ("stride", ("conv", "max_pool", "avg_pool"), lambda c: max(c.stride) > 1,
+     "fails only at stride > 1: the stride is left out of the window indexing "
+     "(use `i * stride`, not `i`)"),
+    ("non-square input", ("conv", "max_pool", "avg_pool"), _nonsquare_input,
+     "fails only on non-square inputs: " + HW),
+    ("non-square kernel", ("conv", "max_pool", "avg_pool"), _nonsquare_kernel,
+     "fails only with non-square kernels or pools: " + HW),
+    ("non-square", ("conv", "max_pool", "avg_pool"), lambda c: _nonsquare_input(c) or _nonsquare_kernel(c),
+     "fails only on non-square cases: " + HW),
+]
+
+
+def evidence_hint(results: list[CaseResult], layer: str) -> str | None:
+    """The hint whose pattern matches the failing cases of one layer exactly, if one does."""
+    runs = [r for r in results if r.case.layer == layer]
+    failing = {id(r) for r in runs if not r.passed}
+    if not failing or len(failing) == len(runs):
+        return None
+    for _, layers, holds, hint in PATTERNS:
+        if layer in layers and failing == {id(r) for r in runs if holds(r.case)}:
+            return hint
+    return None
+
+
+def diagnose(results: list[CaseResult]) -> list[CaseResult]:
+    """Attach CaseResult.hint to failed cases where the evidence points to a bug class."""
+    for layer in {r.case.layer for r in results}:
+        pattern = evidence_hint(results, layer)
+        for r in results:
+            if r.case.layer == layer and not r.passed and r.hint is None:
+                found = [pattern, error_hint(r.error) if r.error else None]
+                r.hint = "; ".join(h for h in found if h) or None
+    return results
+
+
+# -- the heat map --------------------------------------------------------------------------
+SHADES = " ░▒▓█"
+MAX_CELLS = 24  # rows and columns shown; larger grids are pooled by their maximum
+
+
+def heat_map(error_map) -> list[str]:
+    """Rows of shade characters for |a - n| over the spatial grid, darkest = largest."""
+    import numpy as np
+
+    grid = np.asarray(error_map, dtype=np.float64)
+    for axis in (0, 1):  # pool large grids block-wise, keeping each block's maximum
+        step = -(-grid.shape[axis] // MAX_CELLS)
+        if step > 1:
+            pad = [(0, 0), (0, 0)]
+            pad[axis] = (0, -grid.shape[axis] % step)
+            grid = np.pad(grid, pad)
+            shape = (-1, step, grid.shape[1]) if axis == 0 else (grid.shape[0], -1, step)
+            grid = grid.reshape(shape).max(axis=axis + 1)
+    top = grid.max(initial=0.0)
+    if top <= 0:
+        return []
+    levels = np.rint(grid / top * (len(SHADES) - 1)).astype(int)  # under 1/8 of the top: blank
+    return ["".join(SHADES[k] * 2 for k in row) for row in levels]

@@ -1,0 +1,197 @@
+"""Run cases (check_case, and the contract checks for code under test): serially in this
+process, or in forked workers with a per-case timeout.
+
+Without a timeout and with one job, cases run here, one after the other, and a progress
+display hears of every forward call. With a timeout or several jobs, each case runs in a
+forked child (the student's functions are inherited, never pickled): a child that runs past
+its time is stopped and its case fails with one line, the other cases still run, and the
+results come back in the order of the cases, identical to a serial run.
+"""
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from multiprocessing.connection import wait
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cnncheck.case import Case
+from cnncheck import contract
+from cnncheck.gradcheck import CaseResult, check_case
+from cnncheck.impl import StudentTimeout
+
+ESTIMATE_NOTICE = 3.0  # seconds: announce dense checks expected to take longer
+GRACE = 2.0  # seconds past the timeout before a child that ignores its alarm is killed
+
+
+def jobs_count(jobs) -> int:
+    """`auto` -> the machine's cores; otherwise a positive int."""
+    n = (os.cpu_count() or 1) if jobs == "auto" else int(jobs)
+    if n < 1:
+        raise ValueError(f"jobs must be a positive integer or 'auto', got {jobs!r}")
+    return n
+
+
+def _impl_for(impl, case: Case):
+    """impl may be one Impl, a mapping layer -> Impl, or None (the built-in layers)."""
+    return impl.get(case.layer) if isinstance(impl, dict) else impl
+
+
+def _check(case: Case, impl, progress=None) -> CaseResult:
+    """check_case, the contract checks, and the notes the student's code left on its Impl."""
+    impl = _impl_for(impl, case)
+    hooks = {"on_call": getattr(progress, "on_call", None),
+             "on_estimate": getattr(progress, "on_estimate", None)}
+    result = check_case(case, impl, **hooks)
+    if impl and result.error is None and result.output_shape == result.expected_output_shape:
+        start = time.perf_counter()  # the contract of code under test (the built-in layers keep it)
+        result.checks.append(contract.check(impl, case))
+        result.seconds += time.perf_counter() - start
+    if hasattr(impl, "take_notes"):
+        result.notes.extend(impl.take_notes())
+    return result
+
+
+def _timed_out(case: Case, timeout: float, how: str) -> CaseResult:
+    return CaseResult(case, case.output_shape(), error=f"timed out after {timeout:g} s ({how})",
+                      seconds=timeout)
+
+
+def _child(case: Case, impl, timeout, conn) -> None:
+    """In a forked child: check one case and send the result back."""
+    sys.stdout = sys.stderr = sys.__stderr__ or sys.stderr  # never the parent's display
+    start = time.perf_counter()
+    if timeout:
+        def alarm(*_):
+            raise StudentTimeout(f"{timeout:g} s")
+        signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        result = _check(case, impl)
+    except StudentTimeout:
+        result = _timed_out(case, timeout, "interrupted")
+    except BaseException as e:  # noqa: BLE001 - the parent must hear of anything
+        result = CaseResult(case, case.output_shape(), error=f"{type(e).__name__}: {e}")
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    result.seconds = time.perf_counter() - start
+    conn.send(result)
+    conn.close()
+
+
+def _forked(cases, impl, timeout, jobs, progress) -> list[CaseResult]:
+    ctx = multiprocessing.get_context("fork")
+    results = [None] * len(cases)
+    todo = list(enumerate(cases))[::-1]
+    running = {}  # connection -> (index, process, kill deadline)
+    try:
+        while todo or running:
+            while todo and len(running) < jobs:
+                i, case = todo.pop()
+                recv, send = ctx.Pipe(duplex=False)
+                p = ctx.Process(target=_child, args=(case, impl, timeout, send), daemon=True)
+                p.start()
+                send.close()
+                running[recv] = (i, p, time.monotonic() + timeout + GRACE if timeout else None)
+                _tell(progress, "case_started", case)
+            deadlines = [d for _, _, d in running.values() if d is not None]
+            wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            for conn in wait(list(running), timeout=wait_for):
+                i, p, _ = running.pop(conn)
+                results[i] = _receive(conn, p, cases[i])
+                _tell(progress, "case_done", results[i])
+            for conn, (i, p, deadline) in list(running.items()):
+                if deadline is not None and time.monotonic() > deadline:
+                    p.kill()
+                    p.join()
+                    del running[conn]
+                    results[i] = _timed_out(cases[i], timeout, "stopped: the layer did not return")
+                    _tell(progress, "case_done", results[i])
+    finally:
+        for _, p, _ in running.values():
+            p.kill()
+            p.join()
+    return results
+
+
+def _receive(conn, p, case: Case) -> CaseResult:
+    try:
+        result = conn.recv()
+    except EOFError:
+        p.join()
+        return CaseResult(case, case.output_shape(),
+                          error=f"the process checking this case died (exit code {p.exitcode})")
+    p.join()
+    return result
+
+
+def _tell(progress, event: str, arg) -> None:
+    hook = getattr(progress, event, None)
+    if hook:
+        hook(arg)
+
+
+def run_cases(cases: list[Case], impl=None, timeout: float | None = None, jobs=1,
+              on_progress=None) -> list[CaseResult]:
+    """check_case for every case, results in the order of the cases.
+
+    impl: an Impl, a mapping layer -> Impl, or None for the built-in layers.
+    timeout: seconds per case (None: no limit). jobs: worker processes, or "auto".
+    on_progress: an object with any of case_started(case), case_done(result), and, for a
+    serial run, on_call() and on_estimate(case, mode, calls, seconds) (see TerminalProgress).
+    """
+    jobs = min(jobs_count(jobs), max(1, len(cases)))
+    impls = impl.values() if isinstance(impl, dict) else [impl]
+    early = [n for i in impls if hasattr(i, "take_notes") for n in i.take_notes()]  # from loading
+    if jobs > 1 or timeout:
+        results = _forked(cases, impl, timeout, jobs, on_progress)
+    else:
+        results = []
+        for case in cases:
+            _tell(on_progress, "case_started", case)
+            results.append(_check(case, impl, on_progress))
+            _tell(on_progress, "case_done", results[-1])
+    if results:
+        results[0].notes[:0] = early
+    return results
+
+
+# -- the progress display --------------------------------------------------------------------
+class TerminalProgress:
+    """A rich bar on stderr (only when stderr is a terminal) and notices of long checks."""
+
+    def __init__(self, bar: Progress, console: Console, total: int):
+        self.bar, self.console = bar, console
+        self.task = bar.add_task("checking", total=total)
+        self.calls, self.expected, self.name = 0, None, ""
+
+    def case_started(self, case: Case) -> None:
+        self.calls, self.expected, self.name = 0, None, case.name
+        self.bar.update(self.task, description=f"checking {case.name}")
+
+    def on_estimate(self, case: Case, mode: str, calls, secs: float) -> None:
+        self.expected = calls
+        if secs > ESTIMATE_NOTICE:
+            what = f"{calls} forward calls" if calls else mode
+            self.console.print(f"[dim]{case.name}: {mode} check, about {secs:.0f} s ({what})[/dim]")
+
+    def on_call(self) -> None:
+        self.calls += 1
+        if self.expected and self.calls % 50 == 0:
+            self.bar.update(self.task, description=f"checking {self.name} "
+                                                   f"({self.calls}/{self.expected} calls)")
+
+    def case_done(self, result: CaseResult) -> None:
+        self.bar.advance(self.task)
+
+
+@contextlib.contextmanager
+def terminal_progress(total: int):
+    err = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        yield TerminalProgress(bar, err, total)
