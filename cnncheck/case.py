@@ -17,7 +17,7 @@ DISTRIBUTIONS = ("normal", "uniform", "linspace", "integers")
 # Per-dtype defaults: finite-difference step and relative tolerance.
 # Conv and pooling are piecewise linear, so truncation error is nil away from
 # kinks and a large step only lowers rounding noise; float32 needs one.
-DEFAULT_H = {"float64": 1e-5, "float32": 1e-2}
+DEFAULT_H = {"float64": 1e-5, "float32": 1e-1}
 DEFAULT_TOLERANCE = {"float64": 1e-6, "float32": 1e-3}
 DEFAULT_NOISE_FACTOR = 10.0
 

