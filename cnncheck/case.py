@@ -14,10 +14,12 @@ POOL_LAYERS = ("max_pool", "avg_pool")
 DTYPES = ("float64", "float32")
 DISTRIBUTIONS = ("normal", "uniform", "linspace", "integers")
 
-# Per-dtype defaults: finite-difference step and relative tolerance.
-# Conv and pooling are piecewise linear, so truncation error is nil away from
-# kinks and a large step only lowers rounding noise; float32 needs one.
-DEFAULT_H = {"float64": 1e-5, "float32": 1e-1}
+# Per-dtype defaults: finite-difference step and relative tolerance. Conv and average
+# pooling are linear, so truncation error is nil and a large step only divides the
+# rounding noise (float32 needs that); max pooling keeps a small step so that few
+# elements sit at kinks.
+DEFAULT_H = {"float64": 1e-5, "float32": 1e-2}
+LINEAR_FLOAT32_H = 1.0  # conv and avg_pool in float32
 DEFAULT_TOLERANCE = {"float64": 1e-6, "float32": 1e-3}
 DEFAULT_NOISE_FACTOR = 10.0
 
@@ -106,7 +108,10 @@ class Case:
         return {"x": self.x_shape}
 
     def step(self) -> float:
-        return DEFAULT_H[self.dtype] if self.h is None else self.h
+        if self.h is not None:
+            return self.h
+        linear = self.layer != "max_pool"
+        return LINEAR_FLOAT32_H if self.dtype == "float32" and linear else DEFAULT_H[self.dtype]
 
     def rtol(self) -> float:
         return DEFAULT_TOLERANCE[self.dtype] if self.tolerance is None else self.tolerance
