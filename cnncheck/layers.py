@@ -61,7 +61,7 @@ def _window(a: np.ndarray, i: int, j: int, sh: int, sw: int, H_out: int, W_out: 
 
 
 def conv_forward_naive(x, w, b, conv_param):
-    """Forward pass of a convolutional layer, with loops.
+    """Forward pass of a convolutional layer, with a loop over output positions.
 
     The input has N samples, each with C channels, height H and width W. Each of the F
     filters spans all C channels and has height HH and width WW.
@@ -90,19 +90,17 @@ def conv_forward_naive(x, w, b, conv_param):
 
     x_pad = _pad(x, ph, pw)
     out = np.zeros((N, F, H_out, W_out), dtype=np.result_type(x, w, b))
-    for n in range(N):
-        for f in range(F):
-            for i in range(H_out):
-                for j in range(W_out):
-                    window = x_pad[n, :, i * sh:i * sh + HH, j * sw:j * sw + WW]
-                    out[n, f, i, j] = np.sum(window * w[f]) + b[f]
+    for i in range(H_out):  # every output position: all samples and filters at once
+        for j in range(W_out):
+            window = x_pad[:, :, i * sh:i * sh + HH, j * sw:j * sw + WW]  # (N, C, HH, WW)
+            out[:, :, i, j] = np.tensordot(window, w, axes=([1, 2, 3], [1, 2, 3])) + b
 
     cache = (x, w, b, conv_param)
     return out, cache
 
 
 def conv_backward_naive(dout, cache):
-    """Backward pass of a convolutional layer, with loops.
+    """Backward pass of a convolutional layer, with a loop over output positions.
 
     Inputs:
     - dout: upstream derivatives, of shape (N, F, H', W')
@@ -123,13 +121,12 @@ def conv_backward_naive(dout, cache):
     x_pad = _pad(x, ph, pw)
     dx_pad = np.zeros(x_pad.shape, dtype=x.dtype)
     dw = np.zeros(w.shape, dtype=w.dtype)
-    for n in range(N):
-        for f in range(F):
-            for i in range(H_out):
-                for j in range(W_out):
-                    rows, cols = slice(i * sh, i * sh + HH), slice(j * sw, j * sw + WW)
-                    dw[f] += x_pad[n, :, rows, cols] * dout[n, f, i, j]
-                    dx_pad[n, :, rows, cols] += w[f] * dout[n, f, i, j]
+    for i in range(H_out):
+        for j in range(W_out):
+            rows, cols = slice(i * sh, i * sh + HH), slice(j * sw, j * sw + WW)
+            d = dout[:, :, i, j]  # (N, F)
+            dw += np.tensordot(d, x_pad[:, :, rows, cols], axes=([0], [0]))  # (F, C, HH, WW)
+            dx_pad[:, :, rows, cols] += np.tensordot(d, w, axes=([1], [0]))  # (N, C, HH, WW)
     dx = dx_pad[:, :, ph:ph + H, pw:pw + W]
     db = dout.sum(axis=(0, 2, 3)).astype(b.dtype, copy=False)
 
