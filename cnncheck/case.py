@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import numpy.random  # noqa: F401  numpy imports it lazily, on first use: here, at start-up
 
 LAYERS = ("conv", "max_pool", "avg_pool")
 POOL_LAYERS = ("max_pool", "avg_pool")

@@ -90,10 +90,11 @@ def conv_forward_naive(x, w, b, conv_param):
 
     x_pad = _pad(x, ph, pw)
     out = np.zeros((N, F, H_out, W_out), dtype=np.result_type(x, w, b))
+    w_rows = w.reshape(F, C * HH * WW)
     for i in range(H_out):  # every output position: all samples and filters at once
         for j in range(W_out):
             window = x_pad[:, :, i * sh:i * sh + HH, j * sw:j * sw + WW]  # (N, C, HH, WW)
-            out[:, :, i, j] = np.tensordot(window, w, axes=([1, 2, 3], [1, 2, 3])) + b
+            out[:, :, i, j] = window.reshape(N, C * HH * WW) @ w_rows.T + b
 
     cache = (x, w, b, conv_param)
     return out, cache
