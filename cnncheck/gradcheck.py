@@ -568,15 +568,17 @@ def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
     t0 = time.perf_counter()
     out, cache = forward(impl, case, arrays)
     result.output_shape = tuple(out.shape)
-    if out.shape != case.output_shape():
+    expected = case.output_shape()
+    if out.shape != expected:
+        swapped = " (H' and W' swapped)" if out.shape == (*expected[:2], *expected[:1:-1]) else ""
         result.checks.append(Check("out", False, message=f"output shape {out.shape}, expected "
-                                   f"{case.output_shape()} (1 + (H + 2*pad - HH) // stride)"))
+                                   f"{expected}{swapped}: 1 + (H + 2*pad - HH) // stride"))
         return
     f = Evaluator(impl, case, arrays, on_call)
     f.seconds_per_call = time.perf_counter() - t0
-    grads = backward(impl, case, dout, cache)
     rscale = rounding_scale(case, arrays)
     result.checks.append(out_check(case, out, reference, arrays, rscale))
+    grads = backward(impl, case, dout, cache)  # a backward that raises still leaves `out` shown
     bad_shapes = [Check(g, False, message=f"{g} has shape {grads[g].shape}, expected "
                         f"{arrays[PARAM_OF[g]].shape}", method="shape")
                   for g in grads if grads[g].shape != arrays[PARAM_OF[g]].shape]
