@@ -9,6 +9,7 @@ from cnncheck.cli import main
 from cnncheck.gradcheck import CaseResult, Check
 from cnncheck.report import to_junit
 from cnncheck.suites import default_suite
+from students.bugs import write_bug
 
 DATA = Path(__file__).parent / "data" / "assert_layer"
 ONE_CONV = """\
@@ -50,8 +51,8 @@ def test_a_correct_layer_file_gives_passing_testcases_and_exit_0():
     assert float(suite.get("time")) > 0
 
 
-def test_a_broken_layer_file_fails_dw_only_and_exits_1():
-    result, root = junit("conv", "--impl", str(DATA / "broken_conv.py"))
+def test_a_broken_layer_file_fails_dw_only_and_exits_1(tmp_path):
+    result, root = junit("conv", "--impl", write_bug("broken_conv.py", tmp_path))
     assert result.exit_code == 1
     suite, cases = suite_of(root)
     failed = [c for c in cases if c.find("failure") is not None]

@@ -1,6 +1,7 @@
 """Student layer files through `cnncheck conv|pool --impl FILE`, as a new user runs them.
 
-Every broken file holds one bug; the command for its layer must exit 1 with JSON
+Every broken file is a correct file with one bug, written at test time from the table in
+students/bugs.py; the command for its layer must exit 1 with JSON
 `passed: false`, the broken quantity failing, and the hint where the bug class has one.
 Correct files, loop-based and vectorized, pass at several seeds. Where torch is installed,
 cnncheck's verdict on each case agrees with a comparison against PyTorch autograd.
@@ -15,38 +16,10 @@ from cnncheck.cli import main
 from cnncheck.impl import load
 from cnncheck.case import make_arrays
 from cnncheck.suites import default_suite
+from students.bugs import BUGS, BY_NAME, write_bug
 
 S = "tests/students/"
-OVERLAP, STRIDE, PAD0, NONSQUARE = "windows overlap", "stride > 1", "pad 0", "non-square"
-
-# file: (command, failing checks or an error phrase, hint phrase or None)
-BROKEN = {
-    "conv/assign_not_add.py": ("conv", {"dx"}, OVERLAP),
-    "conv/stride_backward.py": ("conv", {"dx", "dw"}, STRIDE),
-    "conv/unpad_slice.py": ("conv", "dx has shape (2, 3, 0, 0)", PAD0),
-    "conv/unpad_if.py": ("conv", "returned dx as NoneType", PAD0),
-    "conv/width_from_height.py": ("conv", {"out"}, "non-square inputs"),
-    "conv/py2_division.py": ("conv", "'float' object cannot be interpreted", "use `//`"),
-    "conv/np_int.py": ("conv", "module 'numpy' has no attribute 'int'", "np.int was removed"),
-    "conv/np_lib_pad.py": ("conv", "'numpy.lib' has no attribute 'pad'", "use np.pad"),
-    "conv/xrange.py": ("conv", "name 'xrange' is not defined", "use range"),
-    "conv/db_times_n.py": ("conv", {"db"}, None),
-    "conv/dw_transposed.py": ("conv", {"dw"}, None),
-    "conv/no_bias.py": ("conv", {"out", "db"}, None),
-    "conv/missing_plus_one.py": ("conv", {"out"}, None),
-    "conv/returns_none.py": ("conv", "conv_backward_naive (tests/students/conv/returns_none.py:22) returned None", None),
-    "conv/wrong_count.py": ("conv", "returned a tuple of 2, expected a tuple (dx, dw, db)", None),
-    "conv/raises.py": ("conv", "ValueError: operands could not be broadcast", None),
-    "conv/modifies_dout.py": ("conv", {"contract"}, None),
-    "pool/assign_not_add.py": ("pool", {"dx"}, OVERLAP),
-    "pool/stride_backward.py": ("pool", {"dx"}, STRIDE),
-    "pool/argmax_square.py": ("pool", "out of bounds", "non-square kernels or pools"),
-    "pool/py2_division.py": ("pool", "'float' object cannot be interpreted", "use `//`"),
-    "pool/off_by_one_window.py": ("pool", {"out"}, None),
-    "pool/returns_none.py": ("pool", "returned None, expected the array dx", None),
-    "pool/nan_rows.py": ("pool", "returned out with 24 NaN", None),
-    "pool/modifies_x.py": ("pool", "backward changed x in place", None),
-}
+BROKEN = {b.name: b for b in BUGS if b.exit == 1 and b.name != "conv/infinite_loop.py"}
 CORRECT = ["good_loops.py", "good_vectorized.py", "good_quirks.py", "assignment2/cs231n/layers.py"]
 
 
@@ -57,9 +30,11 @@ def run(*args):
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
-def test_each_broken_file_is_caught_with_its_quantity_and_hint(name):
-    command, failing, hint = BROKEN[name]
-    result, doc = run(command, "--impl", S + name, "--jobs", "2")
+def test_each_broken_file_is_caught_with_its_quantity_and_hint(name, tmp_path):
+    bug = BROKEN[name]
+    path = write_bug(name, tmp_path)
+    failing, hint = bug.expect if isinstance(bug.expect, set) else bug.expect.format(path=path), bug.hint
+    result, doc = run(bug.command, "--impl", path, "--jobs", "2")
     assert result.exit_code == 1 and doc["passed"] is False
     bad = [c for c in doc["cases"] if not c["passed"]]
     if isinstance(failing, set):  # each named by a failing check, or in a failing check's message
@@ -87,16 +62,12 @@ def test_quirks_leave_stdout_clean_and_become_notes():
     assert "writes keys ['H_out', 'W_out', 'x_pad'] into conv_param" in doc["cases"][0]["notes"][0]
 
 
-@pytest.mark.parametrize("name, message", [
-    ("conv/py2_print.py", "py2_print.py:18: Missing parentheses in call to 'print'. Did you mean print(...)? "
-                          "(hint: Python 2 print statement: use print(...))"),
-    ("conv/missing_module.py", "No module named 'cs231n_helpers' at tests/students/conv/missing_module.py:3"),
-    ("conv/raises_at_import.py", "FileNotFoundError"),
-])
-def test_files_that_cannot_load_exit_2_without_a_traceback(name, message):
-    result = CliRunner().invoke(main, ["conv", "--impl", S + name])
+@pytest.mark.parametrize("name", [b.name for b in BUGS if b.exit == 2])
+def test_files_that_cannot_load_exit_2_without_a_traceback(name, tmp_path):
+    path = write_bug(name, tmp_path)
+    result = CliRunner().invoke(main, [BY_NAME[name].command, "--impl", path])
     assert result.exit_code == 2 and result.stdout == ""
-    assert message in result.stderr and "Traceback" not in result.stderr
+    assert BY_NAME[name].expect.format(path=path) in result.stderr and "Traceback" not in result.stderr
 
 
 def test_pool_on_a_conv_only_file_names_the_missing_function():
@@ -106,15 +77,15 @@ def test_pool_on_a_conv_only_file_names_the_missing_function():
 
 
 def test_an_infinite_loop_times_out_and_the_other_cases_still_run(tmp_path):
-    result, doc = run("conv", "--impl", S + "conv/infinite_loop.py", "--timeout", "0.5",
+    path = write_bug("conv/infinite_loop.py", tmp_path)
+    result, doc = run("conv", "--impl", path, "--timeout", "0.5",
                       "--jobs", "2", "--x-shape", "2,3,5,5", "--w-shape", "2,3,3,3")
     assert result.exit_code == 1
-    assert doc["cases"][0]["error"].startswith("conv_backward_naive timed out after 0.5 s at "
-                                               "tests/students/conv/infinite_loop.py:")
+    assert doc["cases"][0]["error"].startswith(BY_NAME["conv/infinite_loop.py"].expect.format(path=path))
 
 
-def test_the_table_shows_worst_elements_a_heat_map_and_the_hint():
-    result = CliRunner().invoke(main, ["pool", "--impl", S + "pool/stride_backward.py"])
+def test_the_table_shows_worst_elements_a_heat_map_and_the_hint(tmp_path):
+    result = CliRunner().invoke(main, ["pool", "--impl", write_bug("pool/stride_backward.py", tmp_path)])
     assert result.exit_code == 1
     assert "analytic" in result.stdout and "numerical" in result.stdout
     assert "|analytic - numerical| by (H, W), summed over N and C:" in result.stdout
@@ -136,10 +107,10 @@ def torch_grads(case, arrays):
 @pytest.mark.parametrize("name, layer", [("conv/correct.py", "conv"), ("conv/stride_backward.py", "conv"),
                                          ("conv/no_bias.py", "conv"), ("good_vectorized.py", "max_pool"),
                                          ("pool/assign_not_add.py", "max_pool")])
-def test_cnncheck_agrees_with_torch_autograd_case_by_case(name, layer):
+def test_cnncheck_agrees_with_torch_autograd_case_by_case(name, layer, tmp_path):
     pytest.importorskip("torch")
     from cnncheck.gradcheck import check_case
-    impl = load(S + name, layer)
+    impl = load(write_bug(name, tmp_path) if name in BY_NAME else S + name, layer)
     for case in default_suite(layer):
         arrays = make_arrays(case)
         ref_out, ref = torch_grads(case, arrays)

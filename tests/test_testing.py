@@ -10,9 +10,10 @@ from cnncheck import taylor
 from cnncheck.config import ConfigError
 from cnncheck.suites import default_suite
 from cnncheck.testing import SHOWN, assert_layer_ok
+from students.bugs import write_bug
 
 DATA = Path(__file__).parent / "data" / "assert_layer"
-GOOD, BROKEN = DATA / "good_layers.py", DATA / "broken_conv.py"
+GOOD = DATA / "good_layers.py"  # broken_conv.py: GOOD with a dw bug, written by write_bug
 
 ONE_CONV = """\
 layer: conv
@@ -39,8 +40,8 @@ def test_broken_conv():
 
 
 def test_a_students_pytest_file_passes_the_good_layer_and_fails_the_broken_one(pytester):
-    for f in (GOOD, BROKEN):
-        shutil.copy(f, pytester.path / f.name)
+    shutil.copy(GOOD, pytester.path / GOOD.name)
+    write_bug("broken_conv.py", pytester.path)
     pytester.makepyfile(test_student=STUDENT_TESTS)
     result = pytester.runpytest()
     result.assert_outcomes(passed=2, failed=1)
@@ -70,7 +71,7 @@ def test_a_module_object_and_a_config(tmp_path, monkeypatch):
     assert_layer_ok(good_layers, layer="conv", config=config, dtype="float32")
     assert_layer_ok("good_layers", layer="conv", config=str(config), mode="sparse")
     with pytest.raises(AssertionError, match=r"^1 of 1 cases failed .*\n.*\n  dw failed"):
-        assert_layer_ok(str(BROKEN), layer="conv", config=config)
+        assert_layer_ok(write_bug("broken_conv.py", tmp_path), layer="conv", config=config)
     sys.modules.pop("good_layers", None)
 
 
