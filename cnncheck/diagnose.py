@@ -7,7 +7,10 @@ stride > 1, has few explanations (`evidence_hint`). No pattern, no hint.
 """
 from __future__ import annotations
 
+import io
+import os
 import re
+import tokenize
 
 from cnncheck.case import Case
 from cnncheck.gradcheck import CaseResult
@@ -51,6 +54,10 @@ ERROR_HINTS = [
     (r"module 'numpy.lib' has no attribute 'pad'", "np.lib.pad was removed: use np.pad"),
     (r"'float' object cannot be interpreted as an integer", PY2_DIVISION),
     (r"slice indices must be integers", PY2_DIVISION),
+    (r"Cannot cast array data from dtype\('float\d*'\) to dtype\('u?int\d*'\)", PY2_DIVISION),
+    (r"only (0-dimensional|length-1) arrays can be converted to Python scalars",
+     "`int()` of a 1-element array was allowed before NumPy 2 and is an error now: "
+     "use `row[0]` or `.item()`"),
     (r"only integers, slices .* are valid indices", PY2_DIVISION),
     (r"No module named '(past|future)'",
      "`past` and `future` come from the `future` package: pip install future (or use range for xrange)"),
@@ -64,6 +71,16 @@ ERROR_HINTS = [
 ]
 
 
+def relative_import_hint(name: str, folder: str, package: str) -> str | None:
+    """The Python 2 implicit relative import `import name` from a file in `folder`, inside
+    `package` (dotted, "" for none): a hint when name.py (or a package name/) sits in folder."""
+    top = name.split(".")[0]
+    if not package or not (os.path.isfile(os.path.join(folder, top + ".py"))
+                           or os.path.isfile(os.path.join(folder, top, "__init__.py"))):
+        return None
+    return f"Python 2 implicit relative import: use `from . import {top}` (or `from {package} import {top}`)"
+
+
 def error_hint(message: str) -> str | None:
     """A fix for an error message that names its own cause, else None."""
     for pattern, hint in ERROR_HINTS:
@@ -73,6 +90,97 @@ def error_hint(message: str) -> str | None:
             if found:
                 return found
     return None
+
+
+# -- Python 2 habits in the source: all of them at once, not one symptom per run -------------
+HABIT_FIX = {"xrange": "range", "`/` for a size": "//", ".iteritems()": ".items()",
+             ".itervalues()": ".values()", ".iterkeys()": ".keys()", ".has_key()": "`in`"}
+FLOORING = {"int", "floor", "ceil", "round"}  # a `/` inside these calls is meant as division
+
+
+def _operand(tokens: list, i: int) -> tuple[str, int]:
+    """The simple operand starting at tokens[i] (name, .attr, ['key'] ...): (its text, end)."""
+    words = []
+    while i < len(tokens) and (tokens[i].type in (tokenize.NAME, tokenize.STRING)
+                               or tokens[i].string in (".", "[", "]")):
+        words.append(tokens[i].string)
+        i += 1
+    return "".join(words), i
+
+
+def _size_division(tokens: list, i: int) -> bool:
+    """Is the `/` at tokens[i] an output size: `... / stride`, or `1 + (A - B) / X` or
+    `(A - B) / X + 1` with any simple operand X?"""
+    right, end = _operand(tokens, i + 1)
+    if not right:
+        return False
+    if right == "S" or "stride" in right.lower():
+        return True
+    if tokens[i - 1].string != ")":
+        return False
+    depth, k = 0, i - 1
+    while k >= 0:  # back to the matching "("
+        depth += {")": 1, "(": -1}.get(tokens[k].string, 0)
+        if depth == 0:
+            break
+        k -= 1
+    group = {t.string for t in tokens[k:i]}
+    before = [t.string for t in tokens[max(k - 2, 0):k]]
+    after = [t.string for t in tokens[end:end + 2]]
+    return "-" in group and (before == ["1", "+"] or after == ["+", "1"])
+
+
+def python2_habits(source: str) -> dict[str, list[int]]:
+    """{habit: line numbers} for Python 2 habits that load fine in Python 3 and fail at run
+    time: xrange (unless the file defines or imports it), dict.iteritems() and its kin, and a
+    `/` computing an output size (`1 + (H + 2 * pad - HH) / stride`, `(H - ph) / s + 1`) that
+    is not floored: neither inside int()/floor() nor assigned to a name later given to int()."""
+    try:
+        tokens = [t for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                  if t.type not in (tokenize.COMMENT, tokenize.NL)]
+    except (tokenize.TokenError, SyntaxError):
+        tokens = []
+    found, divisions, defines_xrange, calls, line_start = {}, [], False, [], 0
+    for i, t in enumerate(tokens):
+        prev = tokens[i - 1] if i else None
+        if t.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+            calls, line_start = [], i + 1
+        elif t.string == "(":
+            calls.append(prev.string if prev is not None and prev.type == tokenize.NAME else "")
+        elif t.string == ")" and calls:
+            calls.pop()
+        elif t.string == "xrange" and (prev is None or prev.string != "."):
+            nxt = tokens[i + 1].string if i + 1 < len(tokens) else ""
+            defines_xrange |= nxt == "=" or tokens[line_start].string in ("from", "import", "def")
+            found.setdefault("xrange", []).append(t.start[0])
+        elif f".{t.string}()" in HABIT_FIX and prev is not None and prev.string == ".":
+            found.setdefault(f".{t.string}()", []).append(t.start[0])
+        elif t.string == "/" and not FLOORING & set(calls) and _size_division(tokens, i):
+            target = tokens[line_start].string if tokens[line_start + 1].string == "=" else ""
+            divisions.append((t.start[0], target))
+    floored = {tokens[i + 2].string for i in range(len(tokens) - 3)  # h_out = int(h_out) later
+               if tokens[i].string in FLOORING and tokens[i + 1].string == "(" and tokens[i + 3].string == ")"}
+    lines = [line for line, target in divisions if target not in floored]
+    if lines:
+        found["`/` for a size"] = lines
+    if defines_xrange:
+        found.pop("xrange", None)
+    return found
+
+
+def habits_note(filename: str, source: str) -> str | None:
+    """'Python 2 habits in layers.py: xrange (line 12), `/` for a size (line 40): use range
+    and //', or None when the source shows none."""
+    found = python2_habits(source)
+    if not found:
+        return None
+    lines = dict(sorted(((h, sorted(set(ls))) for h, ls in found.items()), key=lambda hl: hl[1][0]))
+    more = {h: f" and {len(ls) - 4} more" if len(ls) > 4 else "" for h, ls in lines.items()}
+    where = ", ".join(f"{h} (line{'s' if len(ls) > 1 else ''} {', '.join(map(str, ls[:4]))}{more[h]})"
+                      for h, ls in lines.items())
+    fixes = [HABIT_FIX[h] for h in lines]
+    use = ", ".join(fixes[:-1]) + " and " + fixes[-1] if len(fixes) > 1 else fixes[0]
+    return f"Python 2 habits in {os.path.basename(filename)}: {where}: use {use}"
 
 
 # -- evidence from the pattern of failures ----------------------------------------------
@@ -107,6 +215,9 @@ PATTERNS = [
      "fails only with non-square kernels or pools: " + HW),
     ("non-square", ("conv", "max_pool", "avg_pool"), lambda c: _nonsquare_input(c) or _nonsquare_kernel(c),
      "fails only on non-square cases: " + HW),
+    ("non-square output", ("conv", "max_pool", "avg_pool"), lambda c: c.out_hw()[0] != c.out_hw()[1],
+     "fails only where the output is not square (H' != W'): out_h used where out_w is needed, "
+     "e.g. in a flat index `i * out_h + j`"),
 ]
 
 

@@ -570,9 +570,10 @@ def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
     result.output_shape = tuple(out.shape)
     expected = case.output_shape()
     if out.shape != expected:
-        swapped = " (H' and W' swapped)" if out.shape == (*expected[:2], *expected[:1:-1]) else ""
+        swapped = out.shape == (*expected[:2], *expected[:1:-1])
+        why = "H' and W' swapped" if swapped else "1 + (H + 2*pad - HH) // stride"
         result.checks.append(Check("out", False, message=f"output shape {out.shape}, expected "
-                                   f"{expected}{swapped}: 1 + (H + 2*pad - HH) // stride"))
+                                   f"{expected}: {why}"))
         return
     f = Evaluator(impl, case, arrays, on_call)
     f.seconds_per_call = time.perf_counter() - t0

@@ -18,6 +18,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import sysconfig
 import traceback
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cnncheck.diagnose import error_hint
+from cnncheck.diagnose import error_hint, habits_note, relative_import_hint
 from cnncheck.gradcheck import Impl, ImplError
 
 NAMES = {  # layer -> the CS231n function names
@@ -204,14 +205,38 @@ def _import(spec: str) -> tuple[types.ModuleType, str]:
     return module, root
 
 
+def _relative_import(e: BaseException, root: str) -> str | None:
+    """The Python 2 implicit relative import hint for `import im2col` in a package's file
+    (the innermost of the student's frames) when im2col.py sits beside that file."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if _is_student(f.filename, root)]
+    if not isinstance(e, ModuleNotFoundError) or not e.name or not frames:
+        return None
+    importer = os.path.realpath(frames[-1].filename)
+    package = _package_root(importer)[1].rpartition(".")[0]
+    return relative_import_hint(e.name, os.path.dirname(importer), package)
+
+
+def _habits(path: str | None) -> str | None:
+    """The note on Python 2 habits in the file at path (None: no file, or no habits)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return habits_note(path, f.read())
+    except (OSError, TypeError, ValueError):
+        return None
+
+
 def _load_error(spec: str, e: BaseException) -> ImplLoadError:
+    path = _resolve(spec) if os.path.exists(spec) else None
     if isinstance(e, SyntaxError):
         where = f" at {_show(e.filename)}:{e.lineno}" if e.filename else ""
-        text = f"{type(e).__name__}{where}: {e.msg}"
-    else:  # the student's files: the file's package tree, or anything outside the libraries
-        path = _resolve(spec) if os.path.exists(spec) else None
-        text = _one_line(e) + _where(e.__traceback__, _package_root(path)[0] if path else "")
-    return ImplLoadError(_with_hint(f"cannot load {spec}: {text}"))
+        text = _with_hint(f"cannot load {spec}: {type(e).__name__}{where}: {e.msg}")
+        habits = _habits(e.filename)  # a load that stops at a print statement: name the rest too
+        return ImplLoadError(f"{text}; {habits}" if habits else text)
+    # the student's files: the file's package tree, or anything outside the libraries
+    root = _package_root(path)[0] if path else ""
+    text = f"cannot load {spec}: {_one_line(e)}{_where(e.__traceback__, root)}"
+    hint = _relative_import(e, root)
+    return ImplLoadError(f"{text} (hint: {hint})" if hint else _with_hint(text))
 
 
 def _function(module, name: str, spec: str, flag: str):
@@ -239,8 +264,19 @@ def _bad_values(name: str, a: np.ndarray) -> str | None:
     return f"{name} with {nan} NaN and {inf} inf values of {a.size}"
 
 
-def _returned(name: str, at: str, res, role: str, layer: str):
-    """res as the protocol wants it (lists accepted as tuples), or an ImplError."""
+def _returns_a_name(fn) -> bool:
+    """Does fn end with `return NAME` (the CS231n starter's `return dx`, dx still None)?"""
+    try:
+        code = [line.split("#")[0].strip() for line in inspect.getsource(fn).splitlines()]
+    except (OSError, TypeError):
+        return False
+    code = [line for line in code if line]
+    return bool(code) and re.fullmatch(r"return\s+\w+", code[-1]) is not None
+
+
+def _returned(name: str, at: str, res, role: str, layer: str, starter: bool = False):
+    """res as the protocol wants it (lists accepted as tuples), or an ImplError.
+    starter: fn ends with `return NAME`, so a None is that name left unset."""
     if isinstance(res, list):
         res = tuple(res)
     if role == "forward":
@@ -251,6 +287,9 @@ def _returned(name: str, at: str, res, role: str, layer: str):
         arrays = res if isinstance(res, tuple) and len(res) == 3 else None
     else:
         want, names, arrays = "the array dx", ("dx",), (res,)
+    if res is None and starter and len(names) == 1 and arrays is not None:
+        raise ImplError(f"{name} ({at}) returned None, expected {want} "
+                        f"(is {names[0]} set on every path, or still the starter's {names[0]} = None?)")
     if res is None:
         raise ImplError(f"{name} ({at}) returned None, expected {want}: a missing return?")
     if arrays is None:
@@ -268,7 +307,7 @@ def _returned(name: str, at: str, res, role: str, layer: str):
 
 def _guarded(fn, role: str, layer: str, impl: StudentImpl, root: str):
     """fn wrapped: own param dict per call, prints to stderr, errors as one-line ImplError."""
-    at = _location(fn)
+    at, starter = _location(fn), _returns_a_name(fn)
 
     def call(*args):
         if role == "forward":
@@ -287,7 +326,7 @@ def _guarded(fn, role: str, layer: str, impl: StudentImpl, root: str):
             pname = "conv_param" if layer == "conv" else "pool_param"
             impl.note(f"{fn.__name__} writes keys {sorted(set(param) - keys)} into {pname}: "
                       "allowed, each call gets its own copy")
-        return _returned(fn.__name__, at, res, role, layer)
+        return _returned(fn.__name__, at, res, role, layer, starter)
 
     call.__name__ = fn.__name__
     return call
@@ -321,4 +360,7 @@ def load(spec: str | types.ModuleType, layer: str, forward: str | None = None,
     impl.forward = _guarded(f, "forward", layer, impl, root)
     impl.backward = _guarded(b, "backward", layer, impl, root)
     impl.label = f"{label}: {fname} / {bname}"
+    habits = _habits(getattr(module, "__file__", None))
+    if habits:
+        impl.note(habits)
     return impl

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections import Counter
 
 from rich import box
 from rich.console import Console, Group
@@ -99,16 +100,37 @@ def table(r: CaseResult) -> Table:
         t.add_row(c.name, rel_cell(c),
                   _fmt(c.abs_error), _fmt(c.margin), verdict(c), c.method)
     if r.error:
-        t.add_row("-", "-", "-", "-", Text("ERROR", style="bold red"), r.error)
+        t.add_row("-", "-", "-", "-", Text("ERROR", style="bold red"), Text(r.error, overflow="fold"))
     return t
 
 
+def _folded(results: list[CaseResult]):
+    """line(r, kind, text) -> the Text for one error, hint or note of case r, or None when an
+    identical one was already shown: a text in several cases shows once, at its first case,
+    as 'in all 7 cases: error: ...' or 'in 5 of 7 cases: ...'."""
+    count = Counter()
+    for r in results:
+        hint = r.hint if r.hint and r.hint not in (r.error or "") else None  # else in the error
+        count.update({("error", r.error), ("hint", hint), *(("note", n) for n in r.notes)})
+    shown, style, total = set(), {"error": "red", "hint": "yellow", "note": "dim"}, len(results)
+
+    def line(r: CaseResult, kind: str, text: str):
+        if (kind, text) in shown:
+            return None
+        shown.add((kind, text))
+        n = count[(kind, text)]
+        who = r.case.name if n == 1 else f"in all {n} cases" if n == total else f"in {n} of {total} cases"
+        return Text(f"{who}: {kind}: {text}", style=style[kind])
+    return line
+
+
 def details(results: list[CaseResult]) -> list:
-    """Below the table: errors, failures with their worst elements, and notes."""
-    lines = []
+    """Below the table: errors, failures with their worst elements, and notes; an error, hint
+    or note shared by several cases shows once."""
+    lines, line = [], _folded(results)
     for r in results:
         if r.error:
-            lines.append(Text(f"{r.case.name}: error: {r.error}", style="red"))
+            lines.append(line(r, "error", r.error))
         for c in r.checks:
             if c.passed:
                 continue
@@ -125,9 +147,9 @@ def details(results: list[CaseResult]) -> list:
                 lines.append(Text(f"    |analytic - numerical| by {grid}:", style="dim"))
                 lines.extend(Text(f"    |{row}|") for row in rows)
         if r.hint and r.hint not in (r.error or ""):  # an error's own hint is already in it
-            lines.append(Text(f"{r.case.name}: hint: {r.hint}", style="yellow"))
-        lines.extend(Text(f"{r.case.name}: note: {n}", style="dim") for n in r.notes)
-    return lines
+            lines.append(line(r, "hint", r.hint))
+        lines.extend(line(r, "note", n) for n in r.notes)
+    return [t for t in lines if t is not None]
 
 
 def summary(results: list[CaseResult]) -> Text:

@@ -3,8 +3,10 @@
 Small cases, all inside CS231n's contract (every output-size division is exact, stride and pad
 the same along height and width), chosen so that each bug class the course notebook cannot see
 fails a set of cases no other class fails: pad 0 only, stride > 1 only, overlapping windows only,
-non-square inputs only, non-square kernels only (see diagnose.PATTERNS). The notebook's own
-cases come first.
+non-square inputs only, non-square kernels only, non-square outputs only (see diagnose.PATTERNS;
+with one stride and pad for both axes a square input and kernel give a square output, so
+non-square outputs differ from non-square inputs by a non-square input whose output is square).
+The notebook's own cases come first.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ CONV = [
     ("3x1 kernel", (2, 2, 6, 6), (2, 2, 3, 1), 1, 1, {}),
     ("non-square input, stride 2, pad 2", (2, 2, 7, 5), (2, 2, 3, 3), 2, 2, {}),
     ("3x2 kernel on 7x8, stride 2, pad 0", (2, 2, 7, 8), (3, 2, 3, 2), 2, 0, {}),
+    ("3x5 kernel on 5x7, square output", (2, 2, 5, 7), (2, 2, 3, 5), 1, 1, {}),
 ]
 
 # name, x_shape, (pool_height, pool_width), stride, inputs
