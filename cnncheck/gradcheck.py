@@ -555,6 +555,9 @@ def check_case(case: Case, impl: Impl | None = None, reference: Impl | None = No
     if not case.exact():
         result.notes.append("the output size division is not exact: outside CS231n's contract"
                             " (sizes are floored, as PyTorch does)")
+    if isinstance(case.param()["stride"], list) or isinstance(case.param().get("pad"), list):
+        result.notes.append("stride or pad is an [h, w] pair: outside CS231n's contract"
+                            " (its layers take one int for both)")
     try:
         _run(case, arrays, impl, reference, result, on_call, on_estimate, budget)
     except ImplError as e:

@@ -152,16 +152,20 @@ def details(results: list[CaseResult]) -> list:
     return [t for t in lines if t is not None]
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def summary(results: list[CaseResult]) -> Text:
     checks = [c for r in results for c in r.checks]
     failed = sum(not c.passed for c in checks)
     errors = sum(r.error is not None for r in results)
     secs = sum(r.seconds for r in results)
     ok = failed == 0 and errors == 0
-    text = Text(f"{len(results)} cases, {len(checks)} checks: {len(checks) - failed} passed, "
-                f"{failed} failed", style="bold green" if ok else "bold red")
+    text = Text(f"{plural(len(results), 'case')}, {plural(len(checks), 'check')}: "
+                f"{len(checks) - failed} passed, {failed} failed", style="bold green" if ok else "bold red")
     if errors:
-        text.append(f", {errors} cases raised errors")
+        text.append(f", {plural(errors, 'case')} with an error")
     text.append(f" ({secs:.2f} s)")
     return text
 
