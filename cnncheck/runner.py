@@ -162,30 +162,34 @@ def run_cases(cases: list[Case], impl=None, timeout: float | None = None, jobs=1
 
 # -- the progress display --------------------------------------------------------------------
 class TerminalProgress:
-    """A rich bar on stderr (only when stderr is a terminal) and notices of long checks."""
+    """A rich bar on stderr (only when stderr is a terminal) and notices of long checks.
+
+    One bar counts the cases; a long case (estimated over ESTIMATE_NOTICE seconds) gets a
+    second bar counting its forward calls.
+    """
 
     def __init__(self, bar: Progress, console: Console, total: int):
         self.bar, self.console = bar, console
         self.task = bar.add_task("checking", total=total)
-        self.calls, self.expected, self.name = 0, None, ""
+        self.calls = None  # the current long case's task
 
     def case_started(self, case: Case) -> None:
-        self.calls, self.expected, self.name = 0, None, case.name
         self.bar.update(self.task, description=f"checking {case.name}")
 
     def on_estimate(self, case: Case, mode: str, calls, secs: float) -> None:
-        self.expected = calls
         if secs > ESTIMATE_NOTICE:
             what = f"{calls} forward calls" if calls else mode
             self.console.print(f"[dim]{case.name}: {mode} check, about {secs:.0f} s ({what})[/dim]")
+            self.calls = self.bar.add_task("  forward calls", total=calls)
 
     def on_call(self) -> None:
-        self.calls += 1
-        if self.expected and self.calls % 50 == 0:
-            self.bar.update(self.task, description=f"checking {self.name} "
-                                                   f"({self.calls}/{self.expected} calls)")
+        if self.calls is not None:
+            self.bar.advance(self.calls)
 
     def case_done(self, result: CaseResult) -> None:
+        if self.calls is not None:
+            self.bar.remove_task(self.calls)
+            self.calls = None
         self.bar.advance(self.task)
 
 
