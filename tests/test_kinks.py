@@ -114,12 +114,15 @@ def test_every_tie_convention_passes_on_integers_at_every_seed(route, geometry, 
         assert chk.kinks > 0 and chk.elements > 0  # ties were found, the rest still counted
 
 
+BROKEN_GEOMETRIES = [  # where windows do not overlap, `=` and `+=` agree: no bug to find there
+    pytest.param(route, g, id=f"{route.__name__}-{g}") for route in BROKEN for g in sorted(GEOMETRIES)
+    if not (route is assign_not_add and g == "2x2s2")
+]
+
+
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("geometry", sorted(GEOMETRIES))
-@pytest.mark.parametrize("route", BROKEN, ids=lambda r: r.__name__)
+@pytest.mark.parametrize("route, geometry", BROKEN_GEOMETRIES)
 def test_broken_backward_fails_on_integers_at_every_seed(route, geometry, mode):
-    if route is assign_not_add and geometry == "2x2s2":
-        pytest.skip("windows do not overlap: `=` and `+=` agree")
     for seed in range(6):
         # a bug may show at a single non-tied element: sparse samples every element here
         result = run(integer_case(geometry, mode, seed, samples=500), route)
