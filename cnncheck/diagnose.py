@@ -203,6 +203,9 @@ PATTERNS = [
     ("pad 0", ("conv",), lambda c: c.pad == (0, 0),
      "fails only at pad 0: an unpad slice like `dx_pad[:, :, pad:-pad, pad:-pad]` is empty when "
      "pad is 0 (use `pad:pad + H`), or an `if pad > 0:` has no else"),
+    ("pad not 1", ("conv",), lambda c: c.pad != (1, 1),
+     "fails wherever pad is not 1: the unpad crop is hard-coded (`dx_pad[:, :, 1:-1, 1:-1]`): "
+     "use `dx_pad[:, :, pad:pad + H, pad:pad + W]`"),
     ("overlap", ("conv", "max_pool", "avg_pool"), _overlapping,
      "fails only where windows overlap (stride < window): backward assigns (`dx[...] = ...`) "
      "where it must accumulate (`+=`)"),

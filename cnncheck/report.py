@@ -124,6 +124,18 @@ def _folded(results: list[CaseResult]):
     return line
 
 
+def failed_head(c: Check) -> str:
+    return c.message or (f"{c.failed} of {c.elements} elements exceed "
+                         f"tolerance*(|a|+|n|) + noise_factor*noise")
+
+
+def worst_line(c: Check, w: dict) -> str:
+    """One of the worst elements: for `out` your value against the reference's."""
+    mine, theirs = ("yours", "reference") if c.name == "out" else ("analytic", "numerical")
+    where = w.get("index", w.get("direction"))
+    return f"  at {where}: {mine} {w['analytic']: .8e}  {theirs} {w['numerical']: .8e}"
+
+
 def details(results: list[CaseResult]) -> list:
     """Below the table: errors, failures with their worst elements, and notes; an error, hint
     or note shared by several cases shows once."""
@@ -134,13 +146,8 @@ def details(results: list[CaseResult]) -> list:
         for c in r.checks:
             if c.passed:
                 continue
-            head = c.message or (f"{c.failed} of {c.elements} elements exceed "
-                                 f"tolerance*(|a|+|n|) + noise_factor*noise")
-            lines.append(Text(f"{r.case.name}: {c.name} failed: {head}", style="red"))
-            for w in c.worst:
-                where = w.get("index", w.get("direction"))
-                lines.append(Text(f"    at {where}: analytic {w['analytic']: .8e}  "
-                                  f"numerical {w['numerical']: .8e}"))
+            lines.append(Text(f"{r.case.name}: {c.name} failed: {failed_head(c)}", style="red"))
+            lines.extend(Text(f"  {worst_line(c, w)}") for w in c.worst)
             rows = heat_map(c.error_map) if c.error_map else []
             if rows:
                 grid = "(HH, WW), summed over F and C" if c.name == "dw" else "(H, W), summed over N and C"
@@ -178,15 +185,11 @@ def print_table(results: list[CaseResult], console: Console) -> None:
 # -- JUnit XML --------------------------------------------------------------------
 def failure_text(c: Check) -> tuple[str, str]:
     """(message, body) of a failed check: what failed, then its worst elements."""
-    head = c.message or (f"{c.failed} of {c.elements} elements exceed "
-                         f"tolerance*(|a|+|n|) + noise_factor*noise")
+    head = failed_head(c)
     if c.rel_error is not None:
         head += f" (rel error {_fmt(c.rel_error)}, abs error {_fmt(c.abs_error)})"
     lines = [f"{c.name} failed: {head}"]
-    for w in c.worst:
-        where = w.get("index", w.get("direction"))
-        lines.append(f"  at {where}: analytic {w['analytic']: .8e}  numerical {w['numerical']: .8e}"
-                     f"  allowed {w['allowed']:.2e}")
+    lines.extend(f"{worst_line(c, w)}  allowed {w['allowed']:.2e}" for w in c.worst)
     if c.taylor:
         lines.append(f"  Taylor test: {c.taylor['verdict']}")
     return head, "\n".join(lines)

@@ -143,3 +143,42 @@ def test_non_exact_division_is_noted_not_failed():
     result = check_case(Case("conv", (2, 3, 6, 6), (2, 3, 3, 3), stride=(2, 2), pad=(0, 0)))
     assert result.passed
     assert any("contract" in n for n in result.notes)
+
+
+def test_every_tied_maximum_given_all_of_dout_fails_by_conservation():
+    # Kinks are left out element by element; sum(dx) = sum(dout) still catches this backward.
+    case = Case("max_pool", (2, 2, 6, 6), pool=(2, 2), stride=(2, 2), inputs={"x": "integers"})
+    good = builtin("max_pool")
+
+    def backward(dout, cache):
+        x, _, pool_param = cache
+        win = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(2, 3))[:, :, ::2, ::2]
+        mask = win == win.max(axis=(4, 5), keepdims=True)
+        return (mask * dout[..., None, None]).transpose(0, 1, 2, 4, 3, 5).reshape(x.shape)
+
+    result = check_case(case, Impl(good.forward, backward, "all ties"))
+    dx = checks(result)["dx"]
+    assert dx.kinks > 0 and not dx.passed
+    assert "sum(dx) - sum(dout)" in dx.message
+    assert check_case(case).passed  # the built-in layer (first maximum) conserves it
+    assert checks(check_case(case))["dx"].rel_error < 1e-9  # kinks are left out of the errors
+
+
+def test_a_wrong_shaped_gradient_leaves_the_others_checked():
+    case = NOTEBOOK_CONV
+    result = check_case(case, broken(case, lambda dx, dw, db: (dx[:, :, 1:, 1:], dw * 1.01, db)))
+    found = checks(result)
+    assert "has shape" in found["dx"].message and not found["dx"].passed
+    assert not found["dw"].passed and found["db"].passed
+
+
+def test_a_wrong_forward_says_the_gradients_follow_it():
+    good = builtin("conv")
+
+    def forward(x, w, b, conv_param):
+        out, cache = good.forward(x, w, b, conv_param)
+        return 2 * out, cache
+
+    result = check_case(NOTEBOOK_CONV, Impl(forward, good.backward, "doubled"))
+    assert not checks(result)["out"].passed
+    assert any("fix `out` first" in n for n in result.notes)

@@ -58,7 +58,7 @@ def split_ties(target, window, g):
     target += mask * g / mask.sum()
 
 
-def all_ties_full(target, window, g):  # not a subgradient at a tie, but ties are kinks
+def all_ties_full(target, window, g):  # every tied maximum gets all of dout: not a split
     target += (window == window.max()) * g
 
 
@@ -74,8 +74,8 @@ def scaled(target, window, g):
     first_max(target, window, 1.5 * g)
 
 
-CORRECT = [first_max, last_max, split_ties, all_ties_full]
-BROKEN = [assign_not_add, wrong_element, scaled]
+CORRECT = [first_max, last_max, split_ties]
+BROKEN = [assign_not_add, wrong_element, scaled, all_ties_full]  # the last: sum(dx) != sum(dout)
 GEOMETRIES = {  # (x_shape, pool, stride): non-overlapping, overlapping by 1, overlapping by 2
     "2x2s2": ((2, 3, 8, 8), (2, 2), (2, 2)),
     "3x3s2": ((2, 2, 9, 9), (3, 3), (2, 2)),

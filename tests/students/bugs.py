@@ -40,6 +40,8 @@ BUGS = [
         "conv", {"dx", "dw"}, STRIDE),
     Bug("conv/unpad_slice.py", CONV, UNPAD, "    dx = dx_pad[:, :, pad:-pad, pad:-pad]\n",
         "conv", "dx has shape (2, 3, 0, 0)", PAD0),
+    Bug("conv/unpad_hard_coded.py", CONV, UNPAD, "    dx = dx_pad[:, :, 1:-1, 1:-1]\n",
+        "conv", "has shape", "pad is not 1"),
     Bug("conv/unpad_if.py", CONV, UNPAD, "    if pad > 0:\n        dx = dx_pad[:, :, pad:-pad, pad:-pad]\n",
         "conv", "returned dx as NoneType", PAD0),
     Bug("conv/width_from_height.py", CONV, "W_out = 1 + (W + 2", "W_out = 1 + (H + 2",
