@@ -550,7 +550,7 @@ def conserve(case: Case, chk: Check, dx, dout) -> None:
     bad = np.abs(excess) > allowed
     if bad.any():
         n, c = (int(i) for i in np.argwhere(bad)[0])
-        chk.passed = False
+        chk.passed, chk.worst, chk.error_map = False, [], None  # no element says it: the sum does
         chk.message = (f"sum(dx) - sum(dout) = {excess[n, c]:.4g} at sample {n}, channel {c}: "
                        "each window's dout must be shared among its maxima, not given to each "
                        "of several tied maxima in full")
