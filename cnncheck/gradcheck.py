@@ -550,7 +550,9 @@ def conserve(case: Case, chk: Check, dx, dout) -> None:
     bad = np.abs(excess) > allowed
     if bad.any():
         n, c = (int(i) for i in np.argwhere(bad)[0])
-        chk.passed, chk.worst, chk.error_map = False, [], None  # no element says it: the sum does
+        if chk.passed:  # no element shows it, only the sum: its worst elements would mislead
+            chk.worst, chk.error_map = [], None
+        chk.passed = False
         chk.message = (f"sum(dx) - sum(dout) = {excess[n, c]:.4g} at sample {n}, channel {c}: "
                        "each window's dout must be shared among its maxima, not given to each "
                        "of several tied maxima in full")
