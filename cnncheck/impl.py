@@ -244,7 +244,8 @@ def _function(module, name: str, spec: str, flag: str):
     if callable(fn):
         return fn
     found = [n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_")]
-    close = difflib.get_close_matches(name, found, n=1)
+    layer = name.split("_forward")[0].split("_backward")[0]  # a typo, not another layer's function
+    close = difflib.get_close_matches(name, [n for n in found if n.startswith(layer)], n=1)
     did = f"; did you mean {close[0]}?" if close else f"; it defines {', '.join(found[:8]) or 'none'}"
     raise ImplLoadError(f"{spec} has no function {name}{did} (pick another with {flag} NAME)")
 
