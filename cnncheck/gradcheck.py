@@ -244,7 +244,7 @@ class Evaluator:
         if out.shape != self.case.output_shape():
             raise ImplError(f"forward returned out of shape {out.shape} for a perturbed "
                             f"{', '.join(replaced)}")
-        return out.astype(np.float64)
+        return out.astype(np.float64)  # a copy: a layer may hand back one buffer every call
 
 
 @dataclass
@@ -519,12 +519,6 @@ def mode_calls(case: Case, mode: str) -> int:
 
 
 # -- one case -------------------------------------------------------------------
-def cost(case: Case, seconds_per_call: float) -> tuple[int, float]:
-    """Forward calls and seconds a dense check of every gradient would take."""
-    calls = sum(dense_calls(case, g) for g in grad_names(case))
-    return calls, calls * seconds_per_call
-
-
 def out_check(case: Case, out, reference: Impl, arrays: dict, rscale) -> Check:
     """The forward output against a second implementation, within rounding.
 
@@ -610,20 +604,20 @@ def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
     if not result.checks[-1].passed:
         result.notes.append("the gradients are checked against numerical gradients of your own "
                             "forward, which does not match the reference: fix `out` first")
-    calls, secs = cost(case, f.seconds_per_call)
+    secs = mode_calls(case, "dense") * f.seconds_per_call  # what a dense check would take
     mode = case.mode if case.mode != "auto" else ("dense" if secs <= budget else "projection")
     if on_estimate and shaped:
         n = mode_calls(case, mode)
         on_estimate(case, mode, n, n * f.seconds_per_call)
-    T = np.abs(dout.astype(np.float64)) * rscale
-    base = out.astype(np.float64)
+    dout64, base = dout.astype(np.float64), out.astype(np.float64)
+    T = np.abs(dout64) * rscale
     rng = np.random.RandomState(case.seed + 1)
-    found = check_gradients(f, case, shaped, base, dout.astype(np.float64), T, rng, mode, budget)
+    found = check_gradients(f, case, shaped, base, dout64, T, rng, mode, budget)
     for g in grad_names(case):
         chk = found.get(g) or wrong[g]
         if g in found and case.taylor:  # the step-free verdict joins the check's
             from cnncheck.taylor import add_taylor
-            add_taylor(chk, f, case, g, grads[g], base, dout.astype(np.float64), T)
+            add_taylor(chk, f, case, g, grads[g], base, dout64, T)
         if g in found and case.layer == "max_pool":
             conserve(case, chk, grads[g], dout)
         result.checks.append(chk)
