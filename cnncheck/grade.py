@@ -1,0 +1,507 @@
+"""`cnncheck grade`: grade a class of submissions, one verdict and one score each.
+
+The judge (this process) never runs student code. For each submission it forks a judge child
+before any student code is loaded; the child runs check_file (which puts the student's code in
+workers of its own) and sends the results back as JSON bytes, never as a pickle. Only the judge
+computes scores and writes stdout, after every child has ended, so a submission that hangs,
+crashes, prints or exits early costs its own grade and nothing else.
+
+Points: by default every case of a layer's suite is worth 1 point, and the layers that count are
+conv and max_pool (what the CS231n assignment asks for) plus every other layer the file defines.
+A rubric (`--rubric FILE`, see examples/gradescope/rubric.yaml) sets points per layer and per
+case, and which layers count.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+
+import click
+import yaml
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from cnncheck import diagnose, impl, report, runner, suites
+from cnncheck.config import ConfigError, load_cases
+from cnncheck.gradcheck import Check
+
+LAYERS = ("conv", "max_pool", "avg_pool", "im2col")  # every layer kind check_file can find
+DEFAULT_LAYERS = ("conv", "max_pool")  # count even when a file lacks them
+SEARCH = ("layers.py", "cs231n/layers.py", "common/layers.py", "assignment2/cs231n/layers.py")
+SKIP_DIRS = {"__pycache__", "__MACOSX", ".git", ".ipynb_checkpoints"}
+LIMIT_FACTOR = 10  # a submission is stopped after this many times --timeout
+MAX_RESULT_BYTES = 64 << 20  # a judge child sending more than this is not believed
+
+
+class GradeError(click.ClickException):
+    """A usage, config or rubric mistake: one line on stderr, exit 2."""
+
+    exit_code = 2
+
+
+# -- until cnncheck.api lands: check_file on today's functions -----------------------------------
+@dataclass
+class _Report:
+    label: str
+    results: list = field(default_factory=list)
+    error: str | None = None
+    notes: list = field(default_factory=list)
+
+
+def check_file(path, *, config=None, timeout=60.0, memory_limit=None, on_progress=None) -> _Report:
+    """Every CS231n layer the file defines, each through its suite; a file that cannot be
+    loaded (or defines no layer) gives .error and no results."""
+    results, missing = [], []
+    for layer in impl.NAMES:
+        try:
+            student = impl.load(path, layer)
+        except impl.ImplLoadError as e:
+            if "has no function" not in str(e):
+                return _Report(path, error=str(e))
+            missing.append(str(e))
+            continue
+        results += runner.run_cases(suite_cases(layer, config), student, timeout)
+    if not results:
+        return _Report(path, error=f"{path} defines no layer ({missing[0]})")
+    return _Report(path, diagnose.diagnose(results))
+
+
+# -- submissions ----------------------------------------------------------------------------------
+def find_file(path: str) -> str | None:
+    """The .py file of a submission: the path itself, or in a folder its layers.py (also
+    cs231n/layers.py, the book's common/layers.py, the shallowest layers.py anywhere below,
+    or the folder's only .py file). None when the folder holds none of these."""
+    if not os.path.isdir(path):
+        return path
+    for name in SEARCH:
+        if os.path.isfile(os.path.join(path, name)):
+            return os.path.join(path, name)
+    found, top = [], []
+    for folder, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
+        if "layers.py" in files:
+            found.append(os.path.join(folder, "layers.py"))
+        if folder == path:
+            top = [f for f in files if f.endswith(".py")]
+    if found:
+        return min(found, key=lambda p: p.count(os.sep))
+    return os.path.join(path, top[0]) if len(top) == 1 else None
+
+
+def suite_cases(layer: str, config: str | None) -> list:
+    """The cases check_file runs for layer: the config's, else the default suite ([] for none)."""
+    if config is None:
+        try:
+            return suites.default_suite(layer)
+        except ValueError:
+            return []
+    try:
+        cases = load_cases([config], "conv" if layer == "conv" else "pool", {})
+    except ConfigError as e:
+        if "no conv case here" in str(e) or "no pool case here" in str(e):
+            return []
+        raise
+    return [c for c in cases if c.layer == layer]
+
+
+# -- the judge: one forked child per submission ---------------------------------------------------
+def _judge_child(path: str, config, timeout: float, conn) -> None:
+    """In a forked judge child: check one submission, send back its results as JSON bytes.
+    File descriptor 1 is the grader's stdout: the child's writes go to stderr instead."""
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        rep = check_file(path, config=config, timeout=timeout)
+        data = {"label": rep.label, "error": rep.error, "notes": list(rep.notes),
+                "cases": [report.case_dict(r) for r in rep.results]}
+    except BaseException as e:  # noqa: BLE001 - the judge must hear of anything
+        data = _failed(f"the check of this submission stopped: {type(e).__name__}: {e}")
+    conn.send_bytes(json.dumps(data).encode())
+    conn.close()
+
+
+def _failed(error: str) -> dict:
+    return {"label": "", "error": error, "notes": [], "cases": []}
+
+
+def _received(conn, process) -> dict:
+    """A judge child's results, or an error saying why there are none."""
+    try:
+        data = json.loads(conn.recv_bytes(MAX_RESULT_BYTES))
+        if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
+            raise ValueError("not a results object")
+    except EOFError:
+        process.join()
+        return _failed(f"the check of this submission ended without results (exit code {process.exitcode})")
+    except (OSError, ValueError) as e:
+        data = _failed(f"the check of this submission sent unreadable results ({e})")
+    process.join()
+    return data
+
+
+def judge(paths: list[str], config, timeout: float, jobs: int, on_done=None) -> list[dict]:
+    """Every submission's check_file results (plain data, in the order of paths), at most
+    `jobs` judge children at a time; a child past LIMIT_FACTOR * timeout is killed."""
+    ctx = multiprocessing.get_context("fork")
+    out, todo, running = [None] * len(paths), list(enumerate(paths))[::-1], {}
+    limit = LIMIT_FACTOR * timeout
+    try:
+        while todo or running:
+            while todo and len(running) < jobs:
+                i, path = todo.pop()
+                recv, send = ctx.Pipe(duplex=False)
+                p = ctx.Process(target=_judge_child, args=(path, config, timeout, send))
+                p.start()
+                send.close()
+                running[recv] = (i, p, time.monotonic())
+            soonest = min(start for _, _, start in running.values()) + limit
+            for conn in wait(list(running), timeout=max(0.0, soonest - time.monotonic())):
+                i, p, start = running.pop(conn)
+                out[i] = {**_received(conn, p), "seconds": time.monotonic() - start}
+                on_done and on_done(paths[i])
+            for conn, (i, p, start) in list(running.items()):
+                if time.monotonic() - start > limit:
+                    p.kill()
+                    p.join()
+                    del running[conn]
+                    out[i] = {**_failed(f"stopped after {limit:g} s: the submission did not finish"),
+                              "seconds": limit}
+                    on_done and on_done(paths[i])
+    finally:
+        for _, p, _ in running.values():
+            p.kill()
+            p.join()
+    return out
+
+
+# -- the rubric -------------------------------------------------------------------------------------
+def _rubric_error(path: str, message: str):
+    raise GradeError(f"rubric {path}: {message}")
+
+
+def _points(value, path: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        _rubric_error(path, f"{where}: expected a number of points >= 0, got {value!r}")
+    return float(value)
+
+
+def _known(value: str, options, what: str, path: str, where: str):
+    if value not in options:
+        close = difflib.get_close_matches(str(value), list(options), n=1)
+        more = f"did you mean '{close[0]}'?" if close else "expected one of: " + ", ".join(options)
+        _rubric_error(path, f"{where}unknown {what} {value!r} ({more})")
+
+
+def _layer_points(layer: str, spec, names: list[str], path: str) -> dict[str, float]:
+    """case name -> points for one layer of the rubric: named cases get their own points, the
+    rest of the layer's `points` is shared equally by the other cases."""
+    spec = {"points": spec} if not isinstance(spec, dict) else spec
+    for key in spec:
+        _known(key, ("points", "cases"), "key", path, f"layers.{layer}: ")
+    named = {}
+    for name, pts in (spec.get("cases") or {}).items():
+        full = name if str(name).startswith(layer + " ") else f"{layer} {name}"
+        _known(full, names, "case", path, f"layers.{layer}.cases: ")
+        named[full] = _points(pts, path, f"layers.{layer}.cases.{name}")
+    total = _points(spec.get("points", len(names) - len(named) + sum(named.values())), path,
+                    f"layers.{layer}.points")
+    rest = [n for n in names if n not in named]
+    left = total - sum(named.values())
+    if left < -1e-9 or (left > 1e-9 and not rest):
+        _rubric_error(path, f"layers.{layer}: its cases add up to {sum(named.values()):g} points, "
+                            f"but points is {total:g}")
+    return {n: named.get(n, left / len(rest) if rest else 0.0) for n in names}
+
+
+def load_rubric(path: str, config=None) -> dict[str, dict[str, float]]:
+    """layer -> (case name -> points), from a YAML rubric; GradeError for any mistake."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except OSError as e:
+        raise GradeError(f"rubric {path}: cannot read it ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise GradeError(f"rubric {path}: not valid YAML{at}: fix its syntax") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), dict) or not doc["layers"]:
+        _rubric_error(path, "expected a mapping 'layers:' naming each layer that counts, "
+                            "e.g. layers: {conv: 60, max_pool: 40}")
+    for key in doc:
+        _known(key, ("layers",), "key", path, "")
+    rubric = {}
+    for layer, spec in doc["layers"].items():
+        _known(layer, LAYERS, "layer", path, "layers: ")
+        rubric[layer] = _layer_points(layer, spec, [c.name for c in suite_cases(layer, config)], path)
+    return rubric
+
+
+# -- scores -----------------------------------------------------------------------------------------
+def _missing(case_name: str, layer: str, data: dict) -> dict:
+    """A case the submission did not run: its load error, or its layer is not defined."""
+    error = data["error"] or f"the file defines no {layer} layer"
+    return {"name": case_name, "layer": layer, "passed": False, "error": error, "checks": [],
+            "hint": None, "notes": [], "seconds": 0.0}
+
+
+def main_hint(cases: list[dict], error: str | None) -> str | None:
+    """The one line to show for a submission: its load error, else its first hint or error."""
+    if error:
+        return error
+    return next((c.get("hint") or c.get("error") for c in cases
+                 if not c["passed"] and (c.get("hint") or c.get("error"))), None)
+
+
+def score(path: str, data: dict, rubric: dict | None, suite_names: dict) -> dict:
+    """One submission's record: verdict, score, per-layer scores and every case with its points."""
+    ran = {}
+    for c in data["cases"]:
+        ran.setdefault(c["layer"], []).append(c)
+    counted = list(rubric) if rubric else [*DEFAULT_LAYERS, *(x for x in ran if x not in DEFAULT_LAYERS)]
+    layers, cases = {}, []
+    for layer in [*counted, *(x for x in ran if x not in counted)]:
+        names = suite_names.get(layer) or [c["name"] for c in ran.get(layer, [])]
+        points = rubric[layer] if rubric else {n: 1.0 for n in names}
+        if layer not in counted:
+            points = {}
+        by_name = {c["name"]: c for c in ran.get(layer, [])}
+        every = [*names, *(n for n in by_name if n not in names)]
+        rows = [{**(by_name.get(n) or _missing(n, layer, data)), "max_points": points.get(n, 0.0)}
+                for n in every]
+        for r in rows:
+            r["points"] = r["max_points"] if r["passed"] else 0.0
+        layers[layer] = {"counted": layer in counted, "defined": layer in ran,
+                         "passed": layer in ran and all(r["passed"] for r in rows),
+                         "score": round(sum(r["points"] for r in rows), 6),
+                         "max_score": round(sum(r["max_points"] for r in rows), 6),
+                         "cases": len(rows), "failed": [r["name"] for r in rows if not r["passed"]]}
+        cases += rows
+    return {"submission": path, "file": data.get("label") or path,
+            "passed": data["error"] is None and bool(data["cases"]) and all(c["passed"] for c in data["cases"]),
+            "score": round(sum(x["score"] for x in layers.values()), 6),
+            "max_score": round(sum(x["max_score"] for x in layers.values()), 6),
+            "error": data["error"], "hint": main_hint(data["cases"], data["error"]),
+            "notes": data["notes"], "seconds": round(data["seconds"], 3), "layers": layers, "cases": cases}
+
+
+# -- text a reader sees for one case ----------------------------------------------------------------
+def case_text(c: dict) -> str:
+    """What a student reads for one case: passed, or its error, failed checks with their worst
+    elements, hint and notes."""
+    if c["passed"]:
+        return "passed: " + ", ".join(k["name"] for k in c["checks"])
+    lines = [f"error: {c['error']}"] if c.get("error") else []
+    for d in c["checks"]:
+        k = Check(**d)
+        if not k.passed:
+            rel = f" (rel error {k.rel_error:.2e})" if k.rel_error is not None else ""
+            lines.append(f"{k.name} failed: {report.failed_head(k)}{rel}")
+            lines.extend(report.worst_line(k, w) for w in k.worst)
+    if c.get("hint") and c["hint"] not in (c.get("error") or ""):
+        lines.append(f"hint: {c['hint']}")
+    lines.extend(f"note: {n}" for n in c.get("notes") or [])
+    return "\n".join(lines)
+
+
+# -- output formats ---------------------------------------------------------------------------------
+def _pts(x: float) -> str:
+    return f"{x:g}" if x == int(x) else f"{x:.2f}"
+
+
+def layer_cell(x: dict, error: str | None) -> Text:
+    if error:
+        return Text("error", style="bold red")
+    if not x["defined"]:
+        return Text("missing" if x["counted"] else "-", style="red" if x["counted"] else "dim")
+    ok = x["cases"] - len(x["failed"])
+    return Text(f"{ok}/{x['cases']}", style="green" if x["passed"] else "bold red")
+
+
+def all_layers(records: list[dict]) -> list[str]:
+    return [x for x in LAYERS if any(x in r["layers"] for r in records)]
+
+
+def class_summary(records: list[dict]) -> str:
+    n = len(records)
+    passed = sum(r["passed"] for r in records)
+    errors = sum(r["error"] is not None for r in records)
+    got, most = sum(r["score"] for r in records), sum(r["max_score"] for r in records)
+    mean = f"mean score {_pts(got / n)} of {_pts(most / n)}" if n else "no score"
+    return (f"{report.plural(n, 'submission')}: {passed} passed every check, {n - passed - errors} "
+            f"failed some, {errors} could not be checked; {mean} "
+            f"({sum(r['seconds'] for r in records):.1f} s of checking)")
+
+
+def failed_cases(r: dict, most: int = 4) -> str:
+    """'conv pad 0, conv stride 2 (+3 more); hint: ...' for a submission's table row."""
+    failed = [c["name"] for c in r["cases"] if not c["passed"] and c["layer"] in r["layers"]
+              and r["layers"][c["layer"]]["defined"]]
+    text = ", ".join(failed[:most]) + (f" (+{len(failed) - most} more)" if len(failed) > most else "")
+    return "; ".join(x for x in (text, r["hint"] and f"hint: {r['hint']}") if x)
+
+
+def print_table(records: list[dict], console: Console) -> None:
+    t = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    layers = all_layers(records)
+    for col in ("submission", *layers, "score", "failed cases / main hint", "time"):
+        t.add_column(col, overflow="fold", no_wrap=col in layers)
+    for r in records:
+        why = f"cannot check: {r['error']}" if r["error"] else failed_cases(r)
+        t.add_row(r["submission"], *(layer_cell(r["layers"][x], r["error"]) if x in r["layers"] else "-" for x in layers),
+                  Text(f"{_pts(r['score'])}/{_pts(r['max_score'])}",
+                       style="green" if r["score"] == r["max_score"] else "red"),
+                  Text(why), f"{r['seconds']:.1f} s")
+    console.print(t)
+    console.print(Text(class_summary(records), style="bold"))
+
+
+def to_json(records: list[dict]) -> str:
+    return json.dumps({"submissions": records}, indent=2)
+
+
+def to_csv(records: list[dict]) -> str:
+    """One row per submission, for a gradebook: score, max, and a score column per layer."""
+    layers = all_layers(records)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["submission", "score", "max_score", "passed", *(f"{x}_score" for x in layers),
+                "failed_cases", "hint", "seconds"])
+    for r in records:
+        w.writerow([r["submission"], _pts(r["score"]), _pts(r["max_score"]), r["passed"],
+                    *(_pts(r["layers"][x]["score"]) if x in r["layers"] else "" for x in layers),
+                    ";".join(c["name"] for c in r["cases"] if not c["passed"]), r["hint"] or "",
+                    r["seconds"]])
+    return buf.getvalue()
+
+
+def to_gradescope(r: dict) -> str:
+    """Gradescope's results.json: one test per counted case, the student's text in output."""
+    tests = []
+    for c in (c for c in r["cases"] if c["max_points"] or c["points"]):
+        layer_no = list(r["layers"]).index(c["layer"]) + 1
+        number = f"{layer_no}.{sum(t['layer'] == c['layer'] for t in tests) + 1}"
+        tests.append({"layer": c["layer"], "name": c["name"], "number": number,
+                      "score": c["points"], "max_score": c["max_points"],
+                      "status": "passed" if c["passed"] else "failed", "output": case_text(c),
+                      "visibility": "visible"})
+    for t in tests:
+        del t["layer"]
+    head = f"cannot check your file: {r['error']}" if r["error"] else \
+        ("every check passed" if r["passed"] else f"some checks failed; {r['hint'] or 'see the tests below'}")
+    notes = "".join(f"\nnote: {n}" for n in r["notes"])
+    doc = {"score": r["score"], "execution_time": round(r["seconds"]), "output": head + notes,
+           "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
+    return json.dumps(doc, indent=2)
+
+
+# -- the command ------------------------------------------------------------------------------------
+def _jobs(ctx, param, value):
+    try:
+        return runner.jobs_count(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected a positive integer or 'auto'") from None
+
+
+def _suite_names(config) -> dict[str, list[str]]:
+    try:
+        return {x: [c.name for c in suite_cases(x, config)] for x in LAYERS}
+    except ConfigError as e:
+        raise GradeError(str(e)) from None
+
+
+def grade_paths(paths, config=None, rubric=None, timeout=60.0, jobs=1, on_done=None) -> list[dict]:
+    """Every submission's record (see score), in the order of paths."""
+    names = _suite_names(config)
+    files = [find_file(p) for p in paths]
+    todo = [f for f in files if f is not None]
+    judged = dict(zip(todo, judge(todo, config, timeout, jobs, on_done)))
+    records = []
+    for path, f in zip(paths, files):
+        data = judged[f] if f else {**_failed(f"{path} holds no layers.py: submit the file that defines "
+                                              "your layers"), "seconds": 0.0}
+        records.append(score(path, data, rubric, names))
+    return records
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--config", type=click.Path(exists=True, dir_okay=False),
+              help="YAML config: its cases instead of the default suites.")
+@click.option("--rubric", type=click.Path(exists=True, dir_okay=False),
+              help="YAML rubric: points per layer and per case, and which layers count "
+                   "(default: 1 point per case; conv, max_pool and any other layer a file defines).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "gradescope"]),
+              default="table", show_default=True,
+              help="Output on stdout; gradescope writes results.json for exactly one submission.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write a self-contained HTML report for course staff.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the result to FILE instead of stdout.")
+@click.option("--jobs", default="auto", callback=_jobs, metavar="N|auto", show_default=True,
+              help="Submissions checked at once.")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=60.0, show_default=True,
+              metavar="SECONDS", help=f"Fail a case running longer; a submission is stopped after "
+                                      f"{LIMIT_FACTOR} times this.")
+def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout):
+    """Grade submissions: each PATH a student's .py file or a folder holding one.
+
+    Checks every layer a file defines (student code runs in separate processes), scores it,
+    and prints one row per submission and a class summary. Exit 0 when every submission was
+    graded, whatever its grade; 2 for a usage, config or rubric mistake.
+
+    \b
+    Examples:
+      cnncheck grade submissions/*/ --jobs auto
+      cnncheck grade submissions/*/ --rubric rubric.yaml --format csv -o grades.csv --html report.html
+      cnncheck grade /autograder/submission --format gradescope -o results.json
+    """
+    if fmt == "gradescope" and len(paths) != 1:
+        raise GradeError(f"--format gradescope grades exactly one submission, got {len(paths)}: "
+                         "give one PATH, or use --format json or csv for a class")
+    points = load_rubric(rubric, config) if rubric else None
+    err = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err,
+                  transient=True, auto_refresh=False, disable=not err.is_terminal) as bar:
+        task = bar.add_task("grading", total=len(paths))
+
+        def done(path):
+            bar.update(task, advance=1, description=f"graded {path}")
+            bar.refresh()
+        records = grade_paths(list(paths), config, points, timeout, jobs, done)
+    if html_path:
+        from cnncheck.html import render
+        with open(html_path, "w", encoding="utf-8") as f:
+            f.write(render(records))
+    _write(records, fmt, output)
+
+
+def _write(records: list[dict], fmt: str, output: str | None) -> None:
+    if fmt == "table" and not output:
+        print_table(records, Console())
+        return
+    if fmt == "table":
+        buf = io.StringIO()
+        print_table(records, Console(file=buf, width=160))
+        text = buf.getvalue()
+    else:
+        text = {"json": to_json, "csv": to_csv, "gradescope": lambda r: to_gradescope(r[0])}[fmt](records)
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text if text.endswith("\n") else text + "\n")
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+if __name__ == "__main__":
+    grade()
