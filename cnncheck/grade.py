@@ -315,7 +315,7 @@ def case_text(c: dict) -> str:
 
 
 # -- output formats ---------------------------------------------------------------------------------
-def _pts(x: float) -> str:
+def points_text(x: float) -> str:
     return f"{x:g}" if x == int(x) else f"{x:.2f}"
 
 
@@ -337,16 +337,20 @@ def class_summary(records: list[dict]) -> str:
     passed = sum(r["passed"] for r in records)
     errors = sum(r["error"] is not None for r in records)
     got, most = sum(r["score"] for r in records), sum(r["max_score"] for r in records)
-    mean = f"mean score {_pts(got / n)} of {_pts(most / n)}" if n else "no score"
+    mean = f"mean score {points_text(got / n)} of {points_text(most / n)}" if n else "no score"
     return (f"{report.plural(n, 'submission')}: {passed} passed every check, {n - passed - errors} "
             f"failed some, {errors} could not be checked; {mean} "
             f"({sum(r['seconds'] for r in records):.1f} s of checking)")
 
 
+def failed_names(r: dict) -> list[str]:
+    """The failed cases the submission ran (not those of a layer it lacks, nor after a load error)."""
+    return [c["name"] for c in r["cases"] if not c["passed"] and r["layers"][c["layer"]]["defined"]]
+
+
 def failed_cases(r: dict, most: int = 4) -> str:
     """'conv pad 0, conv stride 2 (+3 more); hint: ...' for a submission's table row."""
-    failed = [c["name"] for c in r["cases"] if not c["passed"] and c["layer"] in r["layers"]
-              and r["layers"][c["layer"]]["defined"]]
+    failed = failed_names(r)
     text = ", ".join(failed[:most]) + (f" (+{len(failed) - most} more)" if len(failed) > most else "")
     return "; ".join(x for x in (text, r["hint"] and f"hint: {r['hint']}") if x)
 
@@ -359,7 +363,7 @@ def print_table(records: list[dict], console: Console) -> None:
     for r in records:
         why = f"cannot check: {r['error']}" if r["error"] else failed_cases(r)
         t.add_row(r["submission"], *(layer_cell(r["layers"][x], r["error"]) if x in r["layers"] else "-" for x in layers),
-                  Text(f"{_pts(r['score'])}/{_pts(r['max_score'])}",
+                  Text(f"{points_text(r['score'])}/{points_text(r['max_score'])}",
                        style="green" if r["score"] == r["max_score"] else "red"),
                   Text(why), f"{r['seconds']:.1f} s")
     console.print(t)
@@ -378,9 +382,9 @@ def to_csv(records: list[dict]) -> str:
     w.writerow(["submission", "score", "max_score", "passed", *(f"{x}_score" for x in layers),
                 "failed_cases", "hint", "seconds"])
     for r in records:
-        w.writerow([r["submission"], _pts(r["score"]), _pts(r["max_score"]), r["passed"],
-                    *(_pts(r["layers"][x]["score"]) if x in r["layers"] else "" for x in layers),
-                    ";".join(c["name"] for c in r["cases"] if not c["passed"]), r["hint"] or "",
+        w.writerow([r["submission"], points_text(r["score"]), points_text(r["max_score"]), r["passed"],
+                    *(points_text(r["layers"][x]["score"]) if x in r["layers"] else "" for x in layers),
+                    ";".join(failed_names(r)), r["hint"] or "",
                     r["seconds"]])
     return buf.getvalue()
 

@@ -1,0 +1,164 @@
+"""The HTML report of `cnncheck grade --html FILE`: one self-contained page for course staff.
+
+The class table (sortable by clicking a header), then per submission its failing checks, hints,
+heat maps drawn as inline SVG and the worst elements in a table. No network, no external file.
+Every text comes from the records through Jinja2 with autoescaping on: error messages and notes
+come from student code, so none of them can become markup.
+"""
+from __future__ import annotations
+
+import jinja2
+import numpy as np
+from markupsafe import Markup
+
+from cnncheck.grade import all_layers, class_summary, points_text
+from cnncheck.gradcheck import Check
+from cnncheck.report import failed_head
+
+MAX_CELLS = 32  # heat map rows and columns drawn; larger grids keep each block's maximum
+CELL = 18  # pixels per heat map cell
+
+TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>cnncheck grades</title>
+<style>
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+table { border-collapse: collapse; margin: .5em 0; }
+th, td { padding: .25em .6em; border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; }
+#class th { cursor: pointer; background: #f3f3f3; user-select: none; }
+#class th.asc::after { content: " \\25B2"; } #class th.desc::after { content: " \\25BC"; }
+.pass { color: #17752b; } .fail { color: #b00020; font-weight: bold; } .dim { color: #888; }
+.hint { background: #fff7d6; padding: .3em .5em; } .error { color: #b00020; white-space: pre-wrap; }
+section { border-top: 2px solid #ccc; margin-top: 1.5em; } pre { white-space: pre-wrap; }
+svg { border: 1px solid #ccc; margin: .3em 0; }
+</style></head>
+<body>
+<h1>cnncheck grades</h1>
+<p id="summary">{{ summary }}</p>
+<table id="class"><thead><tr>
+<th data-type="text">submission</th>{% for layer in layers %}<th data-type="number">{{ layer }}</th>{% endfor %}
+<th data-type="number">score</th><th data-type="number">max</th><th data-type="text">passed</th>
+<th data-type="number">time (s)</th><th data-type="text">main hint</th></tr></thead><tbody>
+{% for r in records %}<tr class="submission">
+<td data-sort="{{ r.submission }}"><a href="#s{{ loop.index }}">{{ r.submission }}</a></td>
+{% for layer in layers %}{% set x = r.layers.get(layer) %}
+<td data-sort="{{ x.score if x else -1 }}" class="{{ 'fail' if r.error else 'dim' if not x or not x.defined else 'pass' if x.passed else 'fail' }}">
+{%- if r.error %}error{% elif not x %}-{% elif not x.defined %}missing{% else %}{{ x.cases - x.failed|length }}/{{ x.cases }}{% endif %}</td>
+{% endfor %}
+<td data-sort="{{ r.score }}">{{ pts(r.score) }}</td><td data-sort="{{ r.max_score }}">{{ pts(r.max_score) }}</td>
+<td data-sort="{{ r.passed }}" class="{{ 'pass' if r.passed else 'fail' }}">{{ 'yes' if r.passed else 'no' }}</td>
+<td data-sort="{{ r.seconds }}">{{ '%.1f' % r.seconds }}</td><td data-sort="{{ r.hint or '' }}">{{ r.hint or '' }}</td>
+</tr>{% endfor %}
+</tbody></table>
+{% for r in records %}
+<section id="s{{ loop.index }}" class="detail"><h2>{{ r.submission }}
+<span class="{{ 'pass' if r.passed else 'fail' }}">{{ pts(r.score) }} / {{ pts(r.max_score) }}</span></h2>
+{% if r.error %}<p class="error">cannot check this submission: {{ r.error }}</p>{% endif %}
+{% for n in r.notes %}<p class="dim">note: {{ n }}</p>{% endfor %}
+{% for layer in r.missing %}<p class="fail">{{ layer }}: the file defines no {{ layer }} layer
+(0 of {{ pts(r.layers[layer].max_score) }} points)</p>{% endfor %}
+{% for c in r.failing %}
+<h3>{{ c.name }} <span class="dim">(0 of {{ pts(c.max_points) }} points)</span></h3>
+{% if c.error and not r.error %}<p class="error">{{ c.error }}</p>{% endif %}
+{% for k in c.failed_checks %}
+<p class="fail">{{ k.name }} failed: {{ k.head }}{% if k.rel_error is not none %} (rel error {{ '%.2e' % k.rel_error }}){% endif %}</p>
+{% if k.svg %}<div><div class="dim">|analytic - numerical| by {{ k.grid }}</div>{{ k.svg }}</div>{% endif %}
+{% if k.worst %}<table class="worst"><tr><th>at</th><th>{{ k.mine }}</th><th>{{ k.theirs }}</th><th>allowed</th></tr>
+{% for w in k.worst %}<tr><td>{{ w.get('index', w.get('direction')) }}</td><td>{{ fmt(w.analytic) }}</td>
+<td>{{ fmt(w.numerical) }}</td><td>{{ fmt(w.allowed) }}</td></tr>{% endfor %}</table>{% endif %}
+{% endfor %}
+{% if c.hint and c.hint not in (c.error or '') %}<p class="hint">hint: {{ c.hint }}</p>{% endif %}
+{% for n in c.notes %}<p class="dim">note: {{ n }}</p>{% endfor %}
+{% endfor %}
+{% if not r.failing and not r.error and not r.missing %}<p class="pass">every check passed</p>{% endif %}
+</section>
+{% endfor %}
+<script>
+window.addEventListener("error", function (e) { document.body.setAttribute("data-js-error", String(e.message)); });
+(function () {
+  var table = document.getElementById("class");
+  var heads = table.tHead.rows[0].cells;
+  function key(row, i, type) {
+    var v = row.cells[i].getAttribute("data-sort");
+    return type === "number" ? parseFloat(v) : v.toLowerCase();
+  }
+  function sortBy(i) {
+    var th = heads[i], type = th.getAttribute("data-type");
+    var dir = th.classList.contains("asc") ? -1 : 1;
+    for (var j = 0; j < heads.length; j++) { heads[j].classList.remove("asc", "desc"); }
+    th.classList.add(dir === 1 ? "asc" : "desc");
+    var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = key(a, i, type), y = key(b, i, type);
+      return (x < y ? -1 : x > y ? 1 : 0) * dir;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  }
+  for (var i = 0; i < heads.length; i++) {
+    heads[i].addEventListener("click", sortBy.bind(null, i));
+  }
+  document.body.setAttribute("data-ready", "1");
+})();
+</script>
+</body></html>
+"""
+
+
+def _pooled(error_map) -> np.ndarray:
+    """The grid, pooled block-wise by its maximum to at most MAX_CELLS along each side."""
+    grid = np.asarray(error_map, dtype=np.float64)
+    if grid.ndim != 2 or grid.size == 0:
+        return np.zeros((0, 0))
+    for axis in (0, 1):
+        step = -(-grid.shape[axis] // MAX_CELLS)
+        if step > 1:
+            pad = [(0, 0), (0, 0)]
+            pad[axis] = (0, -grid.shape[axis] % step)
+            grid = np.pad(grid, pad)
+            shape = (-1, step, grid.shape[1]) if axis == 0 else (grid.shape[0], -1, step)
+            grid = grid.reshape(shape).max(axis=axis + 1)
+    return np.nan_to_num(grid, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def heat_svg(error_map) -> str | None:
+    """An SVG heat map: white for no error, dark red for the largest; None when all zero."""
+    grid = _pooled(error_map)
+    top = grid.max(initial=0.0)
+    if top <= 0:
+        return None
+    cells = []
+    for (i, j), v in np.ndenumerate(grid):
+        shade = int(round(255 * (1 - v / top)))
+        cells.append(f'<rect x="{j * CELL}" y="{i * CELL}" width="{CELL}" height="{CELL}" '
+                     f'fill="rgb(255,{shade},{shade})"><title>[{i}, {j}] {v:.3e}</title></rect>')
+    h, w = grid.shape
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * CELL}" height="{h * CELL}" '
+            f'role="img">{"".join(cells)}</svg>')
+
+
+def _check_view(d: dict) -> dict:
+    """What the page shows of one failed check (from its plain-data form)."""
+    k = Check(**d)
+    svg = heat_svg(k.error_map) if k.error_map else None
+    return {"name": k.name, "head": failed_head(k), "rel_error": k.rel_error, "worst": k.worst,
+            "svg": svg and Markup(svg),  # numbers only: built here
+            "grid": "(HH, WW), summed over F and C" if k.name == "dw" else "(H, W), summed over N and C",
+            "mine": "yours" if k.name == "out" else "analytic",
+            "theirs": "reference" if k.name == "out" else "numerical"}
+
+
+def _fmt(v) -> str:
+    return f"{v:.6e}" if isinstance(v, (int, float)) else str(v)
+
+
+def render(records: list[dict]) -> str:
+    """The page for the records of cnncheck.grade (grade_paths)."""
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    views = []
+    for r in records:  # a submission that could not load shows its error once, not per case
+        failing = [] if r["error"] else [
+            {**c, "failed_checks": [_check_view(d) for d in c["checks"] if not d["passed"]]}
+            for c in r["cases"] if not c["passed"] and r["layers"][c["layer"]]["defined"]]
+        missing = [x for x, v in r["layers"].items() if v["counted"] and not v["defined"]]
+        views.append({**r, "failing": failing, "missing": [] if r["error"] else missing})
+    return env.from_string(TEMPLATE).render(records=views, layers=all_layers(records),
+                                            summary=class_summary(records), pts=points_text, fmt=_fmt)
