@@ -234,7 +234,8 @@ def load_rubric(path: str, config=None) -> dict[str, dict[str, float]]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
-        raise GradeError(f"rubric {path}: not valid YAML{at}: fix its syntax") from None
+        why = f" ({e.problem})" if getattr(e, "problem", None) else ""
+        raise GradeError(f"rubric {path}: not valid YAML{at}{why}: fix its syntax") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("layers"), dict) or not doc["layers"]:
         _rubric_error(path, "expected a mapping 'layers:' naming each layer that counts, "
                             "e.g. layers: {conv: 60, max_pool: 40}")
@@ -272,9 +273,7 @@ def score(path: str, data: dict, rubric: dict | None, suite_names: dict) -> dict
     layers, cases = {}, []
     for layer in [*counted, *(x for x in ran if x not in counted)]:
         names = suite_names.get(layer) or [c["name"] for c in ran.get(layer, [])]
-        points = rubric[layer] if rubric else {n: 1.0 for n in names}
-        if layer not in counted:
-            points = {}
+        points = {} if layer not in counted else rubric[layer] if rubric else {n: 1.0 for n in names}
         by_name = {c["name"]: c for c in ran.get(layer, [])}
         every = [*names, *(n for n in by_name if n not in names)]
         rows = [{**(by_name.get(n) or _missing(n, layer, data)), "max_points": points.get(n, 0.0)}
