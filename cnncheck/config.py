@@ -19,22 +19,23 @@ import reprlib
 
 import yaml
 
-from cnncheck.case import DISTRIBUTIONS, DTYPES, LAYERS, POOL_LAYERS, Case
+from cnncheck import layers
+from cnncheck.case import DISTRIBUTIONS, DTYPES, LAYERS, Case
 
+KINDS = layers.KINDS.values()
 MODES = ("auto", "dense", "sparse", "projection")
 MAX_CASES = 10_000
-TOP_KEYS = ("name", "layer", "x_shape", "w_shape", "conv_param", "pool_param", "seed", "dtype",
-            "h", "tolerance", "noise_factor", "inputs", "mode", "samples", "directions", "taylor",
-            "sweep")
-SUB_KEYS = {
-    "conv_param": ("stride", "pad"),
-    "pool_param": ("pool_height", "pool_width", "stride"),
-    "inputs": ("x", "w", "b"),
-}
-CONV_ONLY = ("w_shape", "conv_param")
-POOL_ONLY = ("pool_param",)
-PARAM_KEYS = ("stride", "pad", "pool_height", "pool_width")
-MERGED = ("conv_param", "pool_param", "inputs", "sweep")  # merged key by key with defaults
+PARAMS = {}  # each param mapping (conv_param, pool_param, ...) -> the keys any kind allows in it
+for _k in KINDS:
+    PARAMS.setdefault(_k.param_key, ())
+    PARAMS[_k.param_key] += tuple(key for key in _k.param_keys if key not in PARAMS[_k.param_key])
+SHAPES = tuple(dict.fromkeys(key for k in KINDS for key in k.shape_keys))  # x_shape, w_shape
+TOP_KEYS = ("name", "layer", *SHAPES, *PARAMS, "seed", "dtype", "h", "tolerance", "noise_factor",
+            "inputs", "mode", "samples", "directions", "taylor", "sweep")
+INPUTS = tuple(dict.fromkeys(n for k in KINDS for n in k.inputs))
+SUB_KEYS = {**PARAMS, "inputs": INPUTS}
+PARAM_KEYS = tuple(dict.fromkeys(key for keys in PARAMS.values() for key in keys))
+MERGED = (*PARAMS, "inputs", "sweep")  # merged key by key with defaults
 SWEEPABLE = tuple(k for k in TOP_KEYS if k not in SUB_KEYS and k not in ("name", "sweep")) + tuple(
     f"{p}.{k}" for p, keys in SUB_KEYS.items() for k in keys)
 SAFE_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
@@ -47,15 +48,18 @@ FLAGS = {
     "layer": "--avg", "mode": "--mode", "samples": "--samples", "directions": "--directions",
     "taylor": "--taylor",
 }
-COMMAND_ONLY = {"conv": ("w_shape", "pad"), "pool": ("pool_height", "pool_width", "layer")}
 
-# The course notebook's backward cases, run when no config file is given.
-DEFAULTS = {
-    "conv": {"name": "cs231n conv backward", "layer": "conv", "x_shape": (4, 3, 5, 5),
-             "w_shape": (2, 3, 3, 3), "stride": 1, "pad": 1, "seed": 231},
-    "pool": {"name": "cs231n max-pool backward", "layer": "max_pool", "x_shape": (3, 2, 8, 8),
-             "pool_height": 2, "pool_width": 2, "stride": 2, "seed": 231},
-}
+
+def _keys_of(command: str) -> set:
+    """The geometry keys some kind of `command` takes."""
+    return {key for k in layers.of_command(command) for key in (*k.shape_keys, *k.param_keys)}
+
+
+def _command_only(command: str) -> tuple:
+    """Flags that apply to `command` only: its kinds' geometry keys no other command has."""
+    others = set().union(*(_keys_of(c) for c in layers.COMMANDS if c != command))
+    extra = ("layer",) if len(layers.of_command(command)) > 1 else ()
+    return tuple(sorted(k for k in _keys_of(command) - others if k in FLAGS)) + extra
 
 
 class ConfigError(Exception):
@@ -237,30 +241,33 @@ def _flatten(case: YamlMap, path: str) -> tuple[dict, dict]:
         if key not in TOP_KEYS:
             _unknown(f"{path}:{case.line_of(key)}", "key", key, TOP_KEYS)
     if "layer" not in case:
-        _fail(home, "missing key 'layer' (conv, max_pool or avg_pool)")
+        _fail(home, f"missing key 'layer' ({', '.join(LAYERS[:-1])} or {LAYERS[-1]})")
     layer = _choice(case["layer"], f"{path}:{case.line_of('layer')}", "layer", LAYERS)
-    for key in POOL_ONLY if layer == "conv" else CONV_ONLY:
-        if key in case:
+    kind = layers.get(layer)
+    for key in (*SHAPES, *PARAMS):
+        if key in case and key not in (*kind.shape_keys, kind.param_key):
             _fail(f"{path}:{case.line_of(key)}", f"'{key}' does not apply to a {layer} case")
     fields = {k: v for k, v in case.items() if k not in SUB_KEYS}
     where = {None: home, **{k: f"{path}:{case.line_of(k)}" for k in fields}}
-    for parent in ("conv_param" if layer == "conv" else "pool_param", "inputs"):
-        _flatten_sub(case, parent, layer, path, fields, where)
+    for parent in (kind.param_key, "inputs"):
+        _flatten_sub(case, parent, kind, path, fields, where)
     return fields, where
 
 
-def _flatten_sub(case, parent, layer, path, fields, where):
-    if parent == "pool_param" and parent not in case:
-        _fail(where[None], "missing key 'pool_param' (e.g. {pool_height: 2, pool_width: 2, stride: 2})")
+def _flatten_sub(case, parent, kind, path, fields, where):
+    needed = [k for k in kind.param_keys if k not in ("stride", "pad")]
+    if parent == kind.param_key and needed and parent not in case:
+        example = ", ".join(f"{k}: 2" for k in (*needed, "stride"))
+        _fail(where[None], f"missing key '{parent}' (e.g. {{{example}}})")
     sub, at = case.get(parent, YamlMap(case.line)), f"{path}:{case.line_of(parent)}"
     if not isinstance(sub, YamlMap):
         _fail(at, f"{parent} must be a mapping, got {_show(sub)}")
-    allowed = SUB_KEYS[parent] if parent != "inputs" or layer == "conv" else ("x",)
+    allowed = kind.param_keys if parent != "inputs" else kind.inputs
     prefix = "inputs." if parent == "inputs" else ""
     where.update({prefix + k: at for k in allowed})
     for key, value in sub.items():
-        if key in PARAM_KEYS + SUB_KEYS["inputs"] and key not in allowed:
-            _fail(f"{path}:{sub.line_of(key)}", f"'{parent}.{key}' does not apply to a {layer} case")
+        if key in PARAM_KEYS + INPUTS and key not in allowed:
+            _fail(f"{path}:{sub.line_of(key)}", f"'{parent}.{key}' does not apply to a {kind.name} case")
         if key not in allowed:
             _unknown(f"{path}:{sub.line_of(key)}", "key", f"{parent}.{key}", [f"{parent}.{k}" for k in allowed])
         fields[prefix + key], where[prefix + key] = value, f"{path}:{sub.line_of(key)}"
@@ -339,24 +346,32 @@ OPTIONS = {  # optional Case fields: key -> check(value, at, label)
 def _build(f: dict, where: dict, label: str) -> Case:
     at = lambda key: where.get(key, where[None])  # noqa: E731
     name = lambda key: _name_of(key, f["layer"], at(key))  # noqa: E731
-    layer = _choice(f["layer"], at("layer"), "layer", LAYERS)
-    x = _shape(_need(f, "x_shape", where), at("x_shape"), name("x_shape"), "N, C, H, W")
-    kw = {"layer": layer, "x_shape": x, "source": where[None]}
-    if layer == "conv":
-        kw["w_shape"] = _shape(_need(f, "w_shape", where), at("w_shape"), name("w_shape"), "F, C, HH, WW")
-        kw["pad"] = _pair(f.get("pad", 0), at("pad"), name("pad"), 0)
-        if kw["w_shape"][1] != x[1]:
-            _fail(_blame(where, "w_shape", "x_shape"),
-                  f"w_shape[1] = {kw['w_shape'][1]} must equal x_shape[1] = {x[1]} (channels)")
-    else:
+    kind = layers.get(_choice(f["layer"], at("layer"), "layer", LAYERS))
+    kw = {"layer": kind.name, "source": where[None]}
+    for key in (*SHAPES, *PARAM_KEYS):
+        if key in f and key not in (*kind.shape_keys, *kind.param_keys):
+            _fail(at(key), f"{name(key)} does not apply to a {kind.name} case")
+    for key, dims in zip(kind.shape_keys, kind.shape_dims):
+        kw[key] = _shape(_need(f, key, where), at(key), name(key), dims)
+    if "pool_height" in kind.param_keys:
         kw["pool"] = tuple(_int(_need(f, k, where), at(k), name(k), 1) for k in ("pool_height", "pool_width"))
+    if "pad" in kind.param_keys:
+        kw["pad"] = _pair(f.get("pad", 0), at("pad"), name("pad"), 0)
     kw["stride"] = _pair(f.get("stride", kw.get("pool", 1)), at("stride"), name("stride"), 1)
     kw.update({k: check(f[k], at(k), name(k)) for k, check in OPTIONS.items() if k in f})
     kw["inputs"] = {k[7:]: _choice(v, at(k), k, DISTRIBUTIONS) for k, v in f.items() if k.startswith("inputs.")}
     case = Case(**kw)
+    mismatch = kind.mismatch(case)
+    if mismatch:
+        _fail(_blame(where, *mismatch[0]), mismatch[1])
     _check_geometry(case, where)
     _check_memory(case, where)
     return case.with_(name=_case_name(f, case, label, at("name")))
+
+
+def build_case(fields: dict, name: str) -> Case:
+    """A validated Case from config fields (a default suite's rows)."""
+    return _build({**fields, "name": name}, {None: "default suite"}, "")
 
 
 def _need(f, key, where):
@@ -370,7 +385,7 @@ def _name_of(key, layer, at):
     """How a message names a field: its flag's key, or its dotted path in the file."""
     if at.startswith("--") or key not in PARAM_KEYS:
         return key
-    return f"{'conv_param' if layer == 'conv' else 'pool_param'}.{key}"
+    return f"{layers.get(layer).param_key}.{key}"
 
 
 def _blame(where, *keys):
@@ -380,14 +395,15 @@ def _blame(where, *keys):
 
 
 def _check_geometry(case: Case, where: dict):
-    what = "the kernel is larger than the padded input" if case.is_conv else "the pool window is larger than the input"
-    kernel_keys = ("w_shape", "w_shape") if case.is_conv else ("pool_height", "pool_width")
+    kind = case.kind
+    kernel_keys = ("w_shape", "w_shape") if "w_shape" in kind.shape_keys else ("pool_height", "pool_width")
     dims = zip(("height", "width"), kernel_keys, case.x_shape[2:], case.padding, case.kernel, case.stride, case.out_hw())
     for dim, key, size, p, k, s, out in dims:
         if out < 1:
-            padded = f"{size} + {2 * p}" if case.is_conv else f"{size}"
+            padded = p > 0 or kind.window == "kernel"
             _fail(_blame(where, key, "x_shape", "pad", "stride"),
-                  f"output {dim} 1 + ({padded} - {k}) // {s} < 1: {what}")
+                  f"output {dim} 1 + ({size}{f' + {2 * p}' if padded else ''} - {k}) // {s} < 1: "
+                  f"the {kind.window} is larger than the {'padded ' if padded else ''}input")
 
 
 @functools.cache
@@ -426,11 +442,13 @@ def _case_name(f, case, label, at):
 
 # -- the API -----------------------------------------------------------------------------------
 def load_cases(paths: list[str], command: str, overrides: dict) -> list[Case]:
-    """The cases to run for `command` ("conv" or "pool"): from the files, or the notebook's
+    """The cases to run for `command` ("conv", "pool", ...): from the files, or the notebook's
     default case when paths is empty; flag overrides applied and validated."""
     _check_overrides(command, overrides)
     if not paths:
-        fields = {k: v for k, v in DEFAULTS[command].items() if not (overrides and k == "name")}
+        kind = layers.get(overrides.get("layer", layers.of_command(command)[0].name))
+        fields = {"layer": kind.name, **kind.default}
+        fields = {k: v for k, v in fields.items() if not (overrides and k == "name")}
         where = {None: "default", **{k: FLAGS[k] for k in overrides}}
         return [_build({**fields, **overrides}, where, "").with_(source="default")]
     cases = [case for path in paths for case in _load_file(path, command, overrides)]
@@ -440,37 +458,34 @@ def load_cases(paths: list[str], command: str, overrides: dict) -> list[Case]:
 
 
 def _check_overrides(command, overrides):
-    if command not in COMMAND_ONLY:
+    if command not in layers.COMMANDS:
         raise ValueError(f"unknown command {command!r}")
     if set(overrides) - set(FLAGS):
         raise ValueError(f"unknown override keys {sorted(set(overrides) - set(FLAGS))}")
-    other = "pool" if command == "conv" else "conv"
-    for key in COMMAND_ONLY[other]:
-        if key in overrides:
-            _fail(FLAGS[key], f"applies to 'cnncheck {other}' only")
+    for other in layers.COMMANDS:
+        for key in _command_only(other) if other != command else ():
+            if key in overrides and key != "layer" and key not in _keys_of(command):
+                _fail(FLAGS[key], f"applies to 'cnncheck {other}' only")
     if "layer" in overrides:
-        _choice(overrides["layer"], FLAGS["layer"], "layer", POOL_LAYERS)
+        _choice(overrides["layer"], FLAGS["layer"], "layer", [k.name for k in layers.of_command(command)])
 
 
 def _load_file(path, command, overrides) -> list[Case]:
     """Every case in the file is validated; those for `command` get the overrides."""
-    kept, layers = [], set()
+    kept, found = [], set()
     for raw, label in _file_cases(path):
         fields, where = _flatten(raw, path)
-        layers.add(fields["layer"])
-        if _command_of(fields["layer"]) != command:
+        found.add(fields["layer"])
+        if layers.get(fields["layer"]).command != command:
             _build(fields, where, label)
             continue
         where.update({k: FLAGS[k] for k in overrides})
         kept.append(_build({**fields, **overrides}, where, label))
     if not kept:
-        found = ", ".join(sorted(layers))
-        _fail(path, f"no {command} case here (its {found} cases run with 'cnncheck {_command_of(min(layers))}')")
+        names = ", ".join(sorted(found))
+        _fail(path, f"no {command} case here (its {names} cases run with "
+                    f"'cnncheck {layers.get(min(found)).command}')")
     return kept
-
-
-def _command_of(layer: str) -> str:
-    return "conv" if layer == "conv" else "pool"
 
 
 def _unique(cases: list[Case]) -> list[Case]:

@@ -1,8 +1,7 @@
 """Contract checks: what any correct layer does, whatever its numbers.
 
 - forward and backward leave x, w, b and dout unchanged;
-- backward gives the same answer twice from the same cache (the cache is the student's own:
-  backward gets exactly what forward returned);
+- backward gives the same answer twice for the same forward;
 - backward is linear in dout: zero dout gives zero gradients,
   backward(2 dout) = 2 backward(dout) and backward(d1 + d2) = backward(d1) + backward(d2),
   each within tolerance * the largest gradient magnitude.
@@ -12,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnncheck.case import Case, make_arrays
-from cnncheck.gradcheck import Check, Impl, ImplError, backward, forward
+from cnncheck.gradcheck import Check, ImplError, backward, forward
 
 CRITERION = ("inputs unchanged; backward repeatable and linear in dout: "
              "|g - g'| <= tolerance * max(|g|)")
@@ -33,16 +32,16 @@ def _combine(a: float, g: dict, b: float = 0.0, h: dict | None = None) -> dict:
     return {n: a * g[n].astype(np.float64) + (b * h[n] if h else 0.0) for n in g}
 
 
-def properties(impl: Impl, case: Case) -> list[str]:
+def properties(impl, case: Case) -> list[str]:
     """The contract's violations, one phrase each (empty: the layer keeps the contract)."""
     arrays = make_arrays(case)
     dout = arrays.pop("dout")
     saved = {k: v.copy() for k, v in arrays.items()}
     pristine = dout.copy()
     problems = []
-    _, cache = forward(impl, case, arrays)
+    forward(impl, case, arrays)
     problems += _changed(arrays, saved, "forward")
-    g = backward(impl, case, dout, cache)
+    g = backward(impl, case, dout)
     problems += _changed({**arrays, "dout": dout}, {**saved, "dout": pristine}, "backward")
     dout = pristine
     scale = {n: max(float(np.abs(v).max(initial=0.0)), np.finfo(v.dtype).tiny)
@@ -56,16 +55,16 @@ def properties(impl: Impl, case: Case) -> list[str]:
         ("backward of a zero dout is not zero", _combine(0.0, g), np.zeros_like(dout)),
         ("backward(2 * dout) != 2 * backward(dout): not linear in dout", _combine(2.0, g), 2 * dout),
         ("backward(d1 + d2) != backward(d1) + backward(d2): not linear in dout",
-         _combine(1.0, g, 1.0, backward(impl, case, d2.copy(), cache)), dout + d2),
+         _combine(1.0, g, 1.0, backward(impl, case, d2.copy())), dout + d2),
     ]
     for what, want, d in tests:
-        bad = _differs(want, backward(impl, case, d, cache), scale, tol * (2 if "d2" in what else 1))
+        bad = _differs(want, backward(impl, case, d), scale, tol * (2 if "d2" in what else 1))
         if bad:
             problems.append(f"{what} ({', '.join(bad)})")
     return problems
 
 
-def check(impl: Impl, case: Case) -> Check:
+def check(impl, case: Case) -> Check:
     """The contract as one Check named "contract"; its message lists what is broken."""
     try:
         problems = properties(impl, case)

@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable
+
 
 import numpy as np
 
 from cnncheck import layers
 from cnncheck.case import Case, make_arrays
+from cnncheck.layers.kind import Colour, single
+from cnncheck.protocols import ImplError  # noqa: F401  (re-exported: the checker's error)
+from cnncheck.protocols.functions import FunctionPair
 
 WORST = 5  # worst elements reported per failed gradient
 SPOT_CHECKS = 3  # single-element checks that verify each structured gradient
@@ -40,57 +43,32 @@ NAIVE_OUT_LIMIT = 2_000  # output elements above which the naive reference sees 
 CRITERION = "|a - n| <= tolerance * (|a| + |n|) + noise_factor * noise"
 
 
-class ImplError(Exception):
-    """The checked code broke the layer protocol; the message is one line."""
+class Impl(FunctionPair):
+    """A trusted pair of layer functions in the CS231n protocol, run in this process:
+    `Impl(conv_forward_naive, conv_backward_naive, "label")`."""
 
-
-@dataclass
-class Impl:
-    """A pair of layer functions in the CS231n protocol."""
-
-    forward: Callable
-    backward: Callable
-    label: str
+    def __init__(self, forward, backward, label: str = ""):
+        super().__init__(forward, backward, label)
 
 
 def builtin(layer: str, fast: bool = True) -> Impl:
     """cnncheck's own layer functions: the fast ones, or the naive reference."""
     kind = "fast" if fast else "naive"
-    return Impl(getattr(layers, f"{layer}_forward_{kind}"),
-                getattr(layers, f"{layer}_backward_{kind}"), f"cnncheck.layers ({kind})")
+    return Impl(*getattr(layers.get(layer), kind), f"cnncheck.layers ({kind})")
 
 
 def grad_names(case: Case) -> tuple[str, ...]:
-    return ("dx", "dw", "db") if case.is_conv else ("dx",)
+    return case.kind.grads
 
 
-def _kind(v) -> str:
-    return f"an array of shape {v.shape}" if isinstance(v, np.ndarray) else type(v).__name__
+def forward(impl, case: Case, arrays: dict) -> np.ndarray:
+    """The layer's output for these arrays (the adapter keeps what backward needs)."""
+    return impl.run_forward(case, arrays)
 
 
-def forward(impl: Impl, case: Case, arrays: dict):
-    """(out, cache) from the layer, its output checked to be an array."""
-    args = (arrays["x"], arrays["w"], arrays["b"]) if case.is_conv else (arrays["x"],)
-    res = impl.forward(*args, case.param())
-    if not (isinstance(res, tuple) and len(res) == 2):
-        raise ImplError(f"forward returned {_kind(res)}, expected a tuple (out, cache)")
-    if not isinstance(res[0], np.ndarray):
-        raise ImplError(f"forward returned out as {_kind(res[0])}, expected a numpy array")
-    return res
-
-
-def backward(impl: Impl, case: Case, dout, cache) -> dict:
-    """{'dx': ..., 'dw': ..., 'db': ...} from the layer's backward."""
-    names = grad_names(case)
-    res = impl.backward(dout, cache)
-    grads = res if case.is_conv else (res,)
-    want = "a tuple (dx, dw, db)" if case.is_conv else "the array dx"
-    if not (isinstance(grads, tuple) and len(grads) == len(names)):
-        raise ImplError(f"backward returned {_kind(res)}, expected {want}")
-    for n, g in zip(names, grads):
-        if not isinstance(g, np.ndarray):
-            raise ImplError(f"backward returned {n} as {_kind(g)}, expected a numpy array")
-    return dict(zip(names, grads))
+def backward(impl, case: Case, dout) -> dict:
+    """{'dx': ..., 'dw': ..., 'db': ...} for the latest forward."""
+    return impl.run_backward(case, dout)
 
 
 # -- results ------------------------------------------------------------------
@@ -169,58 +147,9 @@ def _error_map(err: np.ndarray) -> list:
     return err.sum(axis=(0, 1)).tolist()
 
 
-# -- colours: sets of elements with disjoint output footprints -----------------
-@dataclass
-class Colour:
-    index: tuple  # numpy index of the elements in the parameter
-    read: Callable  # weighted output difference -> derivative of each element
-    covered: np.ndarray | None = None  # outputs some element reaches (None: all)
-
-
-def _period(k: int, s: int) -> int:
-    """Smallest spacing of input rows whose output windows never overlap."""
-    return s * -(-k // s)
-
-
-def _owners(n_in, n_out, k, s, p, start, period):
-    """R[i, o] = 1 where input row start + i*period lies in output row o's window."""
-    rows = np.arange(start, n_in, period)
-    lo = np.arange(n_out) * s - p
-    return ((rows[:, None] >= lo) & (rows[:, None] < lo + k)).astype(np.float64)
-
-
-def _spatial_colours(case: Case, leading: tuple, fold: Callable):
-    """Colours of an input laid out (N, C, H, W) whose footprints are windows."""
-    (H, W), (Ho, Wo) = case.x_shape[2:], case.out_hw()
-    (kh, kw), (sh, sw), (ph, pw) = case.kernel, case.stride, case.padding
-    Ph, Pw = _period(kh, sh), _period(kw, sw)
-    for lead in leading:
-        for rh in range(min(Ph, H)):
-            for rw in range(min(Pw, W)):
-                R = _owners(H, Ho, kh, sh, ph, rh, Ph)
-                Cm = _owners(W, Wo, kw, sw, pw, rw, Pw)
-                covered = R.any(0)[:, None] & Cm.any(0)[None, :]
-                index = (slice(None), *lead, slice(rh, None, Ph), slice(rw, None, Pw))
-                yield Colour(index, lambda D, R=R, Cm=Cm: R @ fold(D) @ Cm.T, covered)
-
-
 def colours(case: Case, name: str) -> list[Colour]:
-    """Structured perturbations for one gradient, from the layer geometry."""
-    if name == "dx" and case.is_conv:  # channels overlap: one colour per channel
-        chans = [(c,) for c in range(case.x_shape[1])]
-        return list(_spatial_colours(case, chans, lambda D: D.sum(1)))
-    if name == "dx":  # pooling: channels and samples are independent
-        return list(_spatial_colours(case, [(slice(None),)], lambda D: D))
-    reduce = lambda D: D.sum(axis=(0, 2, 3))  # noqa: E731  w[f] and b[f] reach out[:, f]
-    if name == "db":
-        return [Colour((slice(None),), reduce)]
-    _, C, HH, WW = case.w_shape
-    return [Colour((slice(None), c, i, j), reduce) for c in range(C) for i in range(HH) for j in range(WW)]
-
-
-def single(shape, flat: int) -> Colour:
-    """One element, read by summing every output (plain element-by-element differences)."""
-    return Colour(np.unravel_index(flat, shape), lambda D: D.sum())
+    """Structured perturbations for one gradient, from the layer's record."""
+    return case.kind.colours(case, name)
 
 
 # -- the numerical side ---------------------------------------------------------
@@ -240,7 +169,7 @@ class Evaluator:
         self.calls += 1
         if self.on_call:
             self.on_call()
-        out = forward(self.impl, self.case, {**self.arrays, **replaced})[0]
+        out = forward(self.impl, self.case, {**self.arrays, **replaced})
         if out.shape != self.case.output_shape():
             raise ImplError(f"forward returned out of shape {out.shape} for a perturbed "
                             f"{', '.join(replaced)}")
@@ -291,9 +220,8 @@ def rounding_scale(case: Case, arrays: dict) -> np.ndarray:
     """r_j = sqrt(K) * |f|_j: how large output j's rounding error can be, per unit eps."""
     ref = builtin(case.layer)
     absolute = {k: np.abs(v) for k, v in arrays.items()}
-    fabs = forward(ref, case, absolute)[0].astype(np.float64)
-    K = np.prod(case.kernel) * (case.x_shape[1] if case.is_conv else 1)
-    return np.sqrt(K) * fabs
+    fabs = forward(ref, case, absolute).astype(np.float64)
+    return np.sqrt(case.kind.reduction(case)) * fabs
 
 
 def footprint_rss(case: Case, name: str, T: np.ndarray, cols=None) -> np.ndarray:
@@ -313,7 +241,7 @@ def noise(case: Case, name: str, p, num, T, S=None) -> np.ndarray:
 
 
 def _kinky(case: Case, gname: str) -> bool:
-    return case.layer == "max_pool" and gname == "dx"
+    return gname in case.kind.kinks
 
 
 def kinks(case: Case, p, num: Numerical, nz) -> np.ndarray | None:
@@ -492,13 +420,7 @@ def check_gradients(f: Evaluator, case, grads, base, dout, T, rng, mode, budget)
 
 def colour_count(case: Case, gname: str) -> int:
     """len(colours(case, gname)), without building them."""
-    if gname == "db":
-        return 1
-    if gname == "dw":
-        return int(np.prod(case.w_shape[1:]))
-    (H, W), (kh, kw), (sh, sw) = case.x_shape[2:], case.kernel, case.stride
-    spatial = min(_period(kh, sh), H) * min(_period(kw, sw), W)
-    return spatial * (case.x_shape[1] if case.is_conv else 1)
+    return case.kind.colour_count(case, gname)
 
 
 def dense_calls(case: Case, gname: str) -> int:
@@ -529,27 +451,8 @@ def out_check(case: Case, out, reference: Impl, arrays: dict, rscale) -> Check:
         arrays, out, rscale = {**arrays, "x": arrays["x"][:1]}, out[:1], rscale[:1]
         method = "vs naive, first sample"
     eps = np.finfo(case.dtype).eps
-    return compare("out", out, forward(reference, case, arrays)[0], eps * rscale, case,
+    return compare("out", out, forward(reference, case, arrays), eps * rscale, case,
                    method=method)
-
-
-def conserve(case: Case, chk: Check, dx, dout) -> None:
-    """Max pooling hands each window's dout to its maxima, however ties are split, so for
-    every sample and channel sum(dx) = sum(dout). Kinks are left out of the element-wise
-    verdict; this catches a backward that gives every tied maximum the full dout."""
-    dx, dout = dx.astype(np.float64), dout.astype(np.float64)
-    excess = dx.sum(axis=(2, 3)) - dout.sum(axis=(2, 3))
-    scale = np.abs(dout).sum(axis=(2, 3))
-    allowed = case.rtol() * scale + case.noise_factor * np.finfo(case.dtype).eps * scale
-    bad = np.abs(excess) > allowed
-    if bad.any():
-        n, c = (int(i) for i in np.argwhere(bad)[0])
-        if chk.passed:  # no element shows it, only the sum: its worst elements would mislead
-            chk.worst, chk.error_map = [], None
-        chk.passed = False
-        chk.message = (f"sum(dx) - sum(dout) = {excess[n, c]:.4g} at sample {n}, channel {c}: "
-                       "each window's dout must be shared among its maxima, not given to each "
-                       "of several tied maxima in full")
 
 
 def check_case(case: Case, impl: Impl | None = None, reference: Impl | None = None,
@@ -583,7 +486,7 @@ def check_case(case: Case, impl: Impl | None = None, reference: Impl | None = No
 def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
     dout = arrays.pop("dout")
     t0 = time.perf_counter()
-    out, cache = forward(impl, case, arrays)
+    out = forward(impl, case, arrays)
     result.output_shape = tuple(out.shape)
     expected = case.output_shape()
     if out.shape != expected:
@@ -596,7 +499,7 @@ def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
     f.seconds_per_call = time.perf_counter() - t0
     rscale = rounding_scale(case, arrays)
     result.checks.append(out_check(case, out, reference, arrays, rscale))
-    grads = backward(impl, case, dout, cache)  # a backward that raises still leaves `out` shown
+    grads = backward(impl, case, dout)  # a backward that raises still leaves `out` shown
     shaped = {g: a for g, a in grads.items() if a.shape == arrays[PARAM_OF[g]].shape}
     wrong = {g: Check(g, False, message=f"{g} has shape {a.shape}, expected "
                       f"{arrays[PARAM_OF[g]].shape}", method="shape")
@@ -618,9 +521,8 @@ def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
         if g in found and case.taylor:  # the step-free verdict joins the check's
             from cnncheck.taylor import add_taylor
             add_taylor(chk, f, case, g, grads[g], base, dout64, T)
-        if g in found and case.layer == "max_pool":
-            conserve(case, chk, grads[g], dout)
         result.checks.append(chk)
+    case.kind.finish(case, found, grads, dout)
     if case.mode == "auto" and mode != "dense":
         result.notes.append(f"auto mode: a dense check would take about {secs:.0f} s;"
                             " ran projection plus sparse checks instead")

@@ -12,99 +12,29 @@ A file that cannot be loaded raises ImplLoadError with a one-line message.
 """
 from __future__ import annotations
 
-import contextlib
 import difflib
 import importlib
 import importlib.util
 import inspect
 import os
-import re
 import sys
-import sysconfig
 import traceback
 import types
-import warnings
-from dataclasses import dataclass, field
 
-import numpy as np
 
-from cnncheck.diagnose import error_hint, habits_note, relative_import_hint
-from cnncheck.gradcheck import Impl, ImplError
+from cnncheck import layers
+from cnncheck.diagnose import habits_note, relative_import_hint
+from cnncheck.protocols.functions import FunctionPair, student_code
+from cnncheck.protocols.where import is_student as _is_student, one_line as _one_line, show as _show
+from cnncheck.protocols.where import where as _where, with_hint as _with_hint
 
-NAMES = {  # layer -> the CS231n function names
-    "conv": ("conv_forward_naive", "conv_backward_naive"),
-    "max_pool": ("max_pool_forward_naive", "max_pool_backward_naive"),
-    "avg_pool": ("avg_pool_forward_naive", "avg_pool_backward_naive"),
-}
-LIBRARY_DIRS = tuple(os.path.realpath(sysconfig.get_paths()[k]) for k in ("stdlib", "purelib", "platlib"))
 
 
 class ImplLoadError(Exception):
     """The student's code cannot be loaded; str(e) is the one-line user-facing message."""
 
 
-class StudentTimeout(BaseException):
-    """Raised (by the runner's alarm) inside student code that runs past its time."""
-
-
-@dataclass
-class StudentImpl(Impl):
-    notes: list = field(default_factory=list)  # notes gathered since the last take_notes()
-
-    def note(self, text: str) -> None:
-        if text not in self.notes:
-            self.notes.append(text)
-
-    def take_notes(self) -> list:
-        taken, self.notes[:] = list(self.notes), []
-        return taken
-
-
-# -- where: the student's files ------------------------------------------------------------
-def _show(path: str) -> str:
-    """A path as the user would write it: relative to the working directory when inside it."""
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
-
-
-def _is_student(path: str, root: str) -> bool:
-    path = os.path.realpath(path)
-    return (path.startswith(root + os.sep) and not path.startswith(LIBRARY_DIRS)
-            and path != os.path.realpath(__file__))
-
-
-def _where(tb, root: str) -> str:
-    """'file.py:12' for the innermost traceback frame inside the student's files."""
-    frames = [f for f in traceback.extract_tb(tb) if _is_student(f.filename, root)]
-    if not frames:
-        return ""
-    f = frames[-1]
-    return f" at {_show(f.filename)}:{f.lineno}" + (f" in {f.name}" if f.name != "<module>" else "")
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
-
-
-def _with_hint(text: str) -> str:
-    hint = error_hint(text)
-    return f"{text} (hint: {hint})" if hint else text
-
-
 # -- loading -------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _student_code(impl: StudentImpl | None, root: str):
-    """Around student code: prints to stderr, warnings recorded as notes."""
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(sys.stderr):
-        warnings.simplefilter("always")
-        yield
-    if impl is not None:
-        for w in caught:
-            at = f" at {_show(w.filename)}:{w.lineno}" if _is_student(w.filename, root) else ""
-            impl.note(f"warning{at}: {w.category.__name__}: {str(w.message).splitlines()[0]}")
-
-
 def _package_root(path: str) -> tuple[str, str]:
     """(root directory, dotted module name): walk up while the directory is a package."""
     folder, name = os.path.split(path)
@@ -257,111 +187,51 @@ def _location(fn) -> str:
         return getattr(fn, "__module__", "?")
 
 
-# -- calling -------------------------------------------------------------------------------
-def _bad_values(name: str, a: np.ndarray) -> str | None:
-    if not np.issubdtype(a.dtype, np.number) or np.isfinite(a).all():
-        return None
-    nan, inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
-    return f"{name} with {nan} NaN and {inf} inf values of {a.size}"
-
-
-def _returns_a_name(fn) -> bool:
-    """Does fn end with `return NAME` (the CS231n starter's `return dx`, dx still None)?"""
-    try:
-        code = [line.split("#")[0].strip() for line in inspect.getsource(fn).splitlines()]
-    except (OSError, TypeError):
-        return False
-    code = [line for line in code if line]
-    return bool(code) and re.fullmatch(r"return\s+\w+", code[-1]) is not None
-
-
-def _returned(name: str, at: str, res, role: str, layer: str, starter: bool = False):
-    """res as the protocol wants it (lists accepted as tuples), or an ImplError.
-    starter: fn ends with `return NAME`, so a None is that name left unset."""
-    if isinstance(res, list):
-        res = tuple(res)
-    if role == "forward":
-        want, names = "a tuple (out, cache)", ("out",)
-        arrays = res[:1] if isinstance(res, tuple) and len(res) == 2 else None
-    elif layer == "conv":
-        want, names = "a tuple (dx, dw, db)", ("dx", "dw", "db")
-        arrays = res if isinstance(res, tuple) and len(res) == 3 else None
-    else:
-        want, names, arrays = "the array dx", ("dx",), (res,)
-    if res is None and starter and len(names) == 1 and arrays is not None:
-        raise ImplError(f"{name} ({at}) returned None, expected {want} "
-                        f"(is {names[0]} set on every path, or still the starter's {names[0]} = None?)")
-    if res is None:
-        raise ImplError(f"{name} ({at}) returned None, expected {want}: a missing return?")
-    if arrays is None:
-        got = f"a tuple of {len(res)}" if isinstance(res, tuple) else type(res).__name__
-        raise ImplError(f"{name} ({at}) returned {got}, expected {want}")
-    for n, a in zip(names, arrays):
-        if not isinstance(a, np.ndarray):
-            why = f" (is {n} set on every path, or still the starter's {n} = None?)" if a is None else ""
-            raise ImplError(f"{name} ({at}) returned {n} as {type(a).__name__}, expected a numpy array{why}")
-        bad = _bad_values(n, a)
-        if bad:
-            raise ImplError(f"{name} ({at}) returned {bad}")
-    return res
-
-
-def _guarded(fn, role: str, layer: str, impl: StudentImpl, root: str):
-    """fn wrapped: own param dict per call, prints to stderr, errors as one-line ImplError."""
-    at, starter = _location(fn), _returns_a_name(fn)
-
-    def call(*args):
-        if role == "forward":
-            param = dict(args[-1])
-            keys = set(param)
-            args = (*args[:-1], param)
-        try:
-            with _student_code(impl, root):
-                res = fn(*args)
-        except StudentTimeout as e:
-            raise ImplError(f"{fn.__name__} timed out after {e}{_where(e.__traceback__, root)}") from None
-        except (Exception, SystemExit) as e:
-            where = _where(e.__traceback__, root)
-            raise ImplError(_with_hint(f"{fn.__name__} raised {_one_line(e)}{where}")) from None
-        if role == "forward" and set(param) - keys:
-            pname = "conv_param" if layer == "conv" else "pool_param"
-            impl.note(f"{fn.__name__} writes keys {sorted(set(param) - keys)} into {pname}: "
-                      "allowed, each call gets its own copy")
-        return _returned(fn.__name__, at, res, role, layer, starter)
-
-    call.__name__ = fn.__name__
-    return call
+def import_spec(spec: str | types.ModuleType, notes=None) -> tuple[types.ModuleType, str]:
+    """(module, root of the student's files) for a path, a dotted module name or a module.
+    Raises ImplLoadError with a one-line message when it cannot be loaded."""
+    if isinstance(spec, types.ModuleType):
+        root = _package_root(os.path.realpath(spec.__file__))[0] if getattr(spec, "__file__", None) else ""
+        return spec, root
+    with student_code(notes, os.getcwd()):
+        return _import(spec)
 
 
 def load(spec: str | types.ModuleType, layer: str, forward: str | None = None,
-         backward: str | None = None) -> Impl:
-    """The student's forward/backward pair for `layer` ("conv", "max_pool", "avg_pool").
+         backward: str | None = None) -> FunctionPair:
+    """The student's forward/backward pair for `layer` ("conv", "max_pool", "avg_pool"), to
+    run in this process (the judge runs student code in a worker: cnncheck.worker).
 
     spec: a path to a .py file (or a directory holding layers.py), a dotted module name, or a
     module. forward/backward: function names; defaults are the CS231n ones, and a forward
     named *_forward_* alone implies the matching *_backward_*.
     Raises ImplLoadError when the code cannot be loaded or lacks a function.
     """
-    if layer not in NAMES:
-        raise ValueError(f"unknown layer {layer!r}")
-    impl = StudentImpl(None, None, "")
-    if isinstance(spec, types.ModuleType):
-        module, label = spec, spec.__name__
-        root = _package_root(os.path.realpath(spec.__file__))[0] if getattr(spec, "__file__", None) else ""
-    else:
-        with _student_code(impl, os.getcwd()):
-            module, root = _import(spec)
-        label = spec
+    kind = layers.get(layer)
+    impl = FunctionPair(None, None)
+    module, root = import_spec(spec, impl)
+    label = spec.__name__ if isinstance(spec, types.ModuleType) else spec
+    impl.root = root
+    return functions_of(module, kind, label, forward, backward, impl)
+
+
+def functions_of(module, kind, label, forward=None, backward=None, impl=None) -> FunctionPair:
+    """The FunctionPair of `kind` in module (CS231n names unless given)."""
+    impl = impl or FunctionPair(None, None, root=_module_root(module))
+    names = kind.protocols["cs231n"]
     if backward is None and forward and "forward" in forward:
         implied = forward.replace("forward", "backward")
         backward = implied if callable(getattr(module, implied, None)) else None
-    fname, bname = forward or NAMES[layer][0], backward or NAMES[layer][1]
-    f = _function(module, fname, label, "--forward")
-    b = _function(module, bname, label, "--backward")
-    impl.forward = _guarded(f, "forward", layer, impl, root)
-    impl.backward = _guarded(b, "backward", layer, impl, root)
+    fname, bname = forward or names.forward, backward or names.backward
+    impl.forward = _function(module, fname, label, "--forward")
+    impl.backward = _function(module, bname, label, "--backward")
     impl.label = f"{label}: {fname} / {bname}"
     habits = _habits(getattr(module, "__file__", None))
     if habits:
         impl.note(habits)
     return impl
+
+
+def _module_root(module) -> str:
+    path = getattr(module, "__file__", None)
+    return _package_root(os.path.realpath(path))[0] if path else ""

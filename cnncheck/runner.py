@@ -23,7 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from cnncheck.case import Case
 from cnncheck import contract
 from cnncheck.gradcheck import CaseResult, check_case
-from cnncheck.impl import StudentTimeout
+from cnncheck.protocols import StudentTimeout
 
 ESTIMATE_NOTICE = 3.0  # seconds: announce dense checks expected to take longer
 GRACE = 2.0  # seconds past the timeout before a child that ignores its alarm is killed

@@ -40,7 +40,7 @@ def taylor(f, case, gname, analytic, base, dout, T) -> dict:
     p = f.arrays[pname]
     p64, g = p.astype(np.float64), np.asarray(analytic, np.float64)
     u = np.random.RandomState(case.seed + SEED_OFFSET).randn(*p.shape)
-    if case.layer == "max_pool" and pname == "x":  # keep the smallest steps kink-free
+    if "d" + pname in case.kind.kinks:  # keep the smallest steps kink-free
         u *= ~_tied(case.with_(h=STEPS[-4]), p64)
     L0 = np.sum(base * dout)
     floor = case.noise_factor * np.finfo(case.dtype).eps * math.sqrt(np.sum(T * T))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from cnncheck import impl as impl_mod
+from cnncheck import layers
 from cnncheck.config import ConfigError, load_cases
 from cnncheck.diagnose import diagnose
 from cnncheck.gradcheck import CaseResult
@@ -21,7 +22,7 @@ from cnncheck.report import failure_text
 from cnncheck.runner import run_cases
 from cnncheck.suites import cases_for
 
-LAYERS = ("conv", "max_pool", "avg_pool")
+from cnncheck.layers import KINDS as LAYERS
 SHOWN = 3  # failed cases reported in full
 
 
@@ -31,10 +32,10 @@ def layer_cases(layer: str, config=None, overrides: dict | None = None) -> list:
     overrides: keys as in the config (seed, dtype, mode, tolerance, taylor, x_shape, ...).
     Raises ConfigError for a bad config or override.
     """
-    command = "conv" if layer == "conv" else "pool"
+    command = layers.get(layer).command
     overrides = dict(overrides or {})
     if config is None:
-        return cases_for(command, {**overrides, "layer": layer} if command == "pool" else overrides)
+        return cases_for(command, {**overrides, "layer": layer})
     paths = [os.fspath(config)] if isinstance(config, (str, os.PathLike)) else [os.fspath(p) for p in config]
     cases = [c for c in load_cases(paths, command, overrides) if c.layer == layer]
     if not cases:

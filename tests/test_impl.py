@@ -21,7 +21,7 @@ def write(tmp_path, name, body):
     return str(path)
 
 
-@pytest.mark.parametrize("spec", ["cnncheck.layers", cnncheck.layers, "cnncheck/layers.py"],
+@pytest.mark.parametrize("spec", ["cnncheck.layers", cnncheck.layers, "cnncheck/layers/__init__.py"],
                          ids=["dotted", "module", "path"])
 def test_our_own_core_loads_every_way(spec):
     impl = load(spec, "conv")
@@ -138,7 +138,7 @@ def test_prints_go_to_stderr_and_extra_param_keys_are_a_note(tmp_path, capfd):
 def test_broken_calls_become_one_line_errors(tmp_path, forward_body, expect):
     impl = student(tmp_path, forward_body)
     with pytest.raises(ImplError) as e:
-        impl.forward(*[np.zeros(s) for s in ((2, 3, 5, 5), (2, 3, 3, 3), (2,))], CASE.param())
+        impl.run_forward(CASE, dict(zip("xwb", [np.zeros(s) for s in ((2, 3, 5, 5), (2, 3, 3, 3), (2,))])))
     path = str(tmp_path / "student.py")
     assert expect.format(path=path) in str(e.value)
     assert "\n" not in str(e.value)

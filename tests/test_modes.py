@@ -28,7 +28,7 @@ def broken(case, fix, forward=None):
 
     def backward(dout, cache):
         grads = good.backward(dout, cache)
-        return fix(*grads) if case.is_conv else fix(grads)
+        return fix(*grads) if (case.layer == "conv") else fix(grads)
 
     return Impl(forward or good.forward, backward, "broken")
 

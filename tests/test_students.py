@@ -96,7 +96,7 @@ def test_the_table_shows_worst_elements_a_heat_map_and_the_hint(tmp_path):
 def torch_grads(case, arrays):
     torch = pytest.importorskip("torch")
     t = {k: torch.tensor(v, requires_grad=True) for k, v in arrays.items() if k != "dout"}
-    if case.is_conv:
+    if (case.layer == "conv"):
         out = torch.nn.functional.conv2d(t["x"], t["w"], t["b"], stride=case.stride, padding=case.pad)
     else:
         out = torch.nn.functional.max_pool2d(t["x"], case.pool, stride=case.stride)
@@ -117,7 +117,7 @@ def test_cnncheck_agrees_with_torch_autograd_case_by_case(name, layer, tmp_path)
         args = [arrays[k] for k in ("x", "w", "b") if k in arrays]
         out, cache = impl.forward(*args, case.param())
         grads = impl.backward(arrays["dout"], cache)
-        grads = dict(zip(("dx", "dw", "db"), grads if case.is_conv else (grads,)))
+        grads = dict(zip(("dx", "dw", "db"), grads if (case.layer == "conv") else (grads,)))
         agree = np.allclose(out, ref_out, rtol=1e-6, atol=1e-9) and all(
             g.shape == ref[k].shape and np.allclose(g, ref[k], rtol=1e-6, atol=1e-9) for k, g in grads.items())
         assert check_case(case, impl).passed == agree, case.name

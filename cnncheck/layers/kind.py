@@ -1,0 +1,199 @@
+"""What a layer kind is: the record every generic part of cnncheck reads.
+
+A `LayerKind` holds, for one kind of layer (conv, max_pool, ...): its inputs and gradients,
+its config keys, its geometry (input shapes, output shape, kernel), its reference
+implementations, which inputs it is linear in and which gradients can have kinks, the
+receptive-field structure of each gradient (its colours), how each protocol names and calls
+it, and its default suite. Config loading, the gradient check, diagnosis, reports and the
+command line ask the record; no other module branches on a layer's name (the model is
+PyTorch's OpInfo).
+
+Colours: conv and pooling outputs depend on an input element only through its receptive
+field, so elements whose output footprints do not overlap are perturbed in the same
+forward call and their derivatives read apart (Curtis, Powell and Reid, 1974).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+DEFAULT_H = {"float64": 1e-5, "float32": 1e-2}
+LINEAR_FLOAT32_H = 1.0  # layers linear in x: a large step only divides the rounding noise
+
+
+@dataclass(frozen=True)
+class Functions:
+    """A protocol's pair of functions for one layer: `forward(*args, param) -> (out, cache)`
+    and `backward(dout, cache) -> grads` (CS231n's style; the book's im2col/col2im too)."""
+
+    forward: str
+    backward: str
+    args: tuple = ("x",)  # arrays passed first, in order
+    param: str | None = None  # the param dict's name ("conv_param"); None: no dict
+    grads: tuple = ("dx",)  # what backward returns, in order
+
+    def call_forward(self, fn, arrays: dict, case):
+        """(out, state for backward)."""
+        res = fn(*(arrays[a] for a in self.args), case.param())
+        return res
+
+    def call_backward(self, fn, dout, state, case):
+        return fn(dout, state)
+
+
+@dataclass(frozen=True)
+class Classes:
+    """A layer class in the book's protocol: built with its parameters, `forward(x)`,
+    `backward(dout) -> dx`, the other gradients read from attributes afterwards."""
+
+    names: tuple  # class names, the book's first
+    build: Callable  # (case, arrays) -> constructor keyword arguments
+    grads: dict  # gradient -> attribute holding it (None: returned by backward)
+
+
+@dataclass(frozen=True)
+class Colour:
+    index: tuple  # numpy index of the elements in the parameter
+    read: Callable  # weighted output difference -> derivative of each element
+    covered: np.ndarray | None = None  # outputs some element reaches (None: all)
+
+
+def single(shape, flat: int) -> Colour:
+    """One element, read by summing every output (plain element-by-element differences)."""
+    return Colour(np.unravel_index(flat, shape), lambda D: D.sum())
+
+
+def period(k: int, s: int) -> int:
+    """Smallest spacing of input rows whose output windows never overlap."""
+    return s * -(-k // s)
+
+
+def _owners(n_in, n_out, k, s, p, start, step):
+    """R[i, o] = 1 where input row start + i*step lies in output row o's window."""
+    rows = np.arange(start, n_in, step)
+    lo = np.arange(n_out) * s - p
+    return ((rows[:, None] >= lo) & (rows[:, None] < lo + k)).astype(np.float64)
+
+
+def spatial_colours(case, leading: tuple, fold: Callable, cover: Callable = lambda c: c):
+    """Colours of an input laid out (N, C, H, W) whose footprints are windows.
+
+    fold(D) brings an output difference to (..., H', W') window sums; cover maps the
+    (H', W') mask of reached windows to a mask over the output."""
+    (H, W), (Ho, Wo) = case.x_shape[2:], case.out_hw()
+    (kh, kw), (sh, sw), (ph, pw) = case.kernel, case.stride, case.padding
+    Ph, Pw = period(kh, sh), period(kw, sw)
+    for lead in leading:
+        for rh in range(min(Ph, H)):
+            for rw in range(min(Pw, W)):
+                R = _owners(H, Ho, kh, sh, ph, rh, Ph)
+                Cm = _owners(W, Wo, kw, sw, pw, rw, Pw)
+                covered = cover(R.any(0)[:, None] & Cm.any(0)[None, :])
+                index = (slice(None), *lead, slice(rh, None, Ph), slice(rw, None, Pw))
+                yield Colour(index, lambda D, R=R, Cm=Cm: R @ fold(D) @ Cm.T, covered)
+
+
+def spatial_count(case) -> int:
+    (H, W), (kh, kw), (sh, sw) = case.x_shape[2:], case.kernel, case.stride
+    return min(period(kh, sh), H) * min(period(kw, sw), W)
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """The record of one layer kind. Geometry methods take a `Case`."""
+
+    name: str
+    command: str  # the CLI command that checks it
+    inputs: tuple  # its arrays, x first
+    param_key: str  # its config mapping (conv_param, pool_param, ...)
+    param_keys: tuple  # the keys allowed in it
+    naive: tuple  # (forward, backward) in the CS231n protocol
+    fast: tuple
+    protocols: dict  # protocol name -> Functions | Classes
+    shape_keys: tuple = ("x_shape",)  # config keys of its shapes
+    shape_dims: tuple = ("N, C, H, W",)
+    window: str = "pool window"  # what messages call its window
+    linear_in: frozenset = frozenset()  # inputs the output is linear in (others fixed)
+    kinks: frozenset = frozenset()  # gradients that can have kinks
+    default: dict = field(default_factory=dict)  # the notebook's case, as config fields
+    suite: tuple = ()  # (name, config fields) rows of the default suite
+    linspace: dict = field(default_factory=dict)  # the notebook's forward-test input ranges
+    hints: tuple = ()  # bug classes this layer's students make (read by diagnose)
+    summary: str = ""
+
+    # -- geometry -------------------------------------------------------------------------
+    @property
+    def grads(self) -> tuple:
+        return tuple("d" + n for n in self.inputs)
+
+    def kernel(self, case) -> tuple:
+        return tuple(case.pool)
+
+    def out_hw(self, case) -> tuple:
+        """H' = 1 + (H + 2*pad - HH) // stride, and the same for W (floor, as PyTorch)."""
+        return tuple(1 + (size + 2 * p - k) // s for size, p, k, s in
+                     zip(case.x_shape[2:], case.pad, self.kernel(case), case.stride))
+
+    def input_shapes(self, case) -> dict:
+        return {"x": case.x_shape}
+
+    def output_shape(self, case) -> tuple:
+        return (*case.x_shape[:2], *self.out_hw(case))
+
+    def param(self, case) -> dict:
+        """A fresh param dict as the CS231n functions take it."""
+        kh, kw = self.kernel(case)
+        p = {"pool_height": kh, "pool_width": kw, "stride": _plain(case.stride)}
+        if any(case.pad):  # only kinds that take a pad get one (config checks it)
+            p["pad"] = _plain(case.pad)
+        return p
+
+    def describe(self, case) -> str:
+        """A short label: `max_pool 2x2 s2`."""
+        kh, kw = self.kernel(case)
+        pad = f" p{_label(case.pad)}" if any(case.pad) else ""
+        return f"{self.name} {kh}x{kw} s{_label(case.stride)}{pad}"
+
+    def reduction(self, case) -> int:
+        """Terms summed into one output: how far rounding can reach."""
+        return int(np.prod(self.kernel(case)))
+
+    def mismatch(self, case):
+        """(config keys, message) when the shapes disagree with each other, else None."""
+        return None
+
+    def work_elements(self, case) -> int:
+        """Elements of temporary arrays beyond inputs and outputs."""
+        return 0
+
+    def step(self, dtype: str) -> float:
+        linear = "x" in self.linear_in
+        return LINEAR_FLOAT32_H if dtype == "float32" and linear else DEFAULT_H[dtype]
+
+    # -- receptive fields -----------------------------------------------------------------
+    def colours(self, case, gname: str) -> list:
+        """Structured perturbations for one gradient. Pooling: samples and channels are
+        independent, so one spatial colouring serves them all."""
+        return list(spatial_colours(case, [(slice(None),)], lambda D: D))
+
+    def colour_count(self, case, gname: str) -> int:
+        return spatial_count(case)
+
+    def error_grid(self, gname: str) -> str:
+        """What a gradient's error map is summed over (for the report)."""
+        return "(H, W), summed over N and C"
+
+    # -- extra verdicts -------------------------------------------------------------------
+    def finish(self, case, checks: dict, grads: dict, dout) -> None:
+        """Checks the element-wise verdict cannot make (max pooling: conservation)."""
+
+
+def _plain(p: tuple):
+    """The form a CS231n layer expects: an int when both sides agree."""
+    return p[0] if p[0] == p[1] else list(p)
+
+
+def _label(p: tuple) -> str:
+    return str(p[0]) if p[0] == p[1] else "x".join(map(str, p))
