@@ -8,14 +8,13 @@ come from student code, so none of them can become markup.
 from __future__ import annotations
 
 import jinja2
-import numpy as np
 from markupsafe import Markup
 
 from cnncheck.grade import all_layers, class_summary, points_text
+from cnncheck.diagnose import SHADES, heat_map
 from cnncheck.gradcheck import Check
 from cnncheck.report import failed_head
 
-MAX_CELLS = 32  # heat map rows and columns drawn; larger grids keep each block's maximum
 CELL = 18  # pixels per heat map cell
 
 TEMPLATE = """<!DOCTYPE html>
@@ -103,34 +102,20 @@ window.addEventListener("error", function (e) { document.body.setAttribute("data
 """
 
 
-def _pooled(error_map) -> np.ndarray:
-    """The grid, pooled block-wise by its maximum to at most MAX_CELLS along each side."""
-    grid = np.asarray(error_map, dtype=np.float64)
-    if grid.ndim != 2 or grid.size == 0:
-        return np.zeros((0, 0))
-    for axis in (0, 1):
-        step = -(-grid.shape[axis] // MAX_CELLS)
-        if step > 1:
-            pad = [(0, 0), (0, 0)]
-            pad[axis] = (0, -grid.shape[axis] % step)
-            grid = np.pad(grid, pad)
-            shape = (-1, step, grid.shape[1]) if axis == 0 else (grid.shape[0], -1, step)
-            grid = grid.reshape(shape).max(axis=axis + 1)
-    return np.nan_to_num(grid, nan=0.0, posinf=0.0, neginf=0.0)
-
-
 def heat_svg(error_map) -> str | None:
-    """An SVG heat map: white for no error, dark red for the largest; None when all zero."""
-    grid = _pooled(error_map)
-    top = grid.max(initial=0.0)
-    if top <= 0:
+    """The terminal's heat map (diagnose.heat_map: pooled to at most MAX_CELLS a side, shaded in
+    len(SHADES) levels) as SVG: white for no error, dark red for the largest; None when all zero."""
+    rows = heat_map(error_map)
+    if not rows:
         return None
+    top = len(SHADES) - 1
     cells = []
-    for (i, j), v in np.ndenumerate(grid):
-        shade = int(round(255 * (1 - v / top)))
-        cells.append(f'<rect x="{j * CELL}" y="{i * CELL}" width="{CELL}" height="{CELL}" '
-                     f'fill="rgb(255,{shade},{shade})"><title>[{i}, {j}] {v:.3e}</title></rect>')
-    h, w = grid.shape
+    for i, row in enumerate(rows):
+        for j, ch in enumerate(row[::2]):  # each cell is two characters wide
+            shade = round(255 * (1 - SHADES.index(ch) / top))
+            cells.append(f'<rect x="{j * CELL}" y="{i * CELL}" width="{CELL}" height="{CELL}" '
+                         f'fill="rgb(255,{shade},{shade})"/>')
+    h, w = len(rows), len(rows[0]) // 2
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{w * CELL}" height="{h * CELL}" '
             f'role="img">{"".join(cells)}</svg>')
 

@@ -48,7 +48,7 @@ def test_heat_maps_are_svg_scaled_to_the_largest_error():
     assert svg.startswith("<svg") and svg.count("<rect") == 4
     assert 'fill="rgb(255,255,255)"' in svg and 'fill="rgb(255,0,0)"' in svg
     assert heat_svg([[0.0, 0.0]]) is None
-    assert heat_svg([[1.0] * 100] * 70).count("<rect") == 24 * 25  # pooled by 3 and 4 to <= MAX_CELLS
+    assert heat_svg([[1.0] * 100] * 70).count("<rect") == 24 * 20  # pooled by 3 and 5 to <= 24 a side
 
 
 def test_a_missing_layer_and_a_load_error_say_so():
