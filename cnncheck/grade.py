@@ -19,6 +19,7 @@ import io
 import json
 import multiprocessing
 import os
+import resource
 import sys
 import time
 from dataclasses import dataclass, field
@@ -116,13 +117,30 @@ def suite_cases(layer: str, config: str | None) -> list:
 
 
 # -- the judge: one forked child per submission ---------------------------------------------------
-def _judge_child(path: str, config, timeout: float, conn) -> None:
+@dataclass(frozen=True)
+class Judging:
+    """How every submission is checked: the config's cases (None: the default suites), seconds
+    per case, and the memory one submission's processes may reserve (MiB, None: no limit)."""
+    config: str | None = None
+    timeout: float = 60.0
+    memory_mib: int | None = None
+
+    @property
+    def limit(self) -> float:
+        """Seconds after which a submission's whole check is stopped."""
+        return LIMIT_FACTOR * self.timeout
+
+
+def _judge_child(path: str, how: Judging, conn) -> None:
     """In a forked judge child: check one submission, send back its results as JSON bytes.
-    File descriptor 1 is the grader's stdout: the child's writes go to stderr instead."""
+    File descriptor 1 is the grader's stdout: the child's writes go to stderr instead. The
+    memory limit, set before any student code runs, binds every process below this one."""
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    if how.memory_mib:
+        resource.setrlimit(resource.RLIMIT_AS, (how.memory_mib << 20, how.memory_mib << 20))
     try:
-        rep = check_file(path, config=config, timeout=timeout)
+        rep = check_file(path, config=how.config, timeout=how.timeout)
         data = {"label": rep.label, "error": rep.error, "notes": list(rep.notes),
                 "cases": [report.case_dict(r) for r in rep.results]}
     except BaseException as e:  # noqa: BLE001 - the judge must hear of anything
@@ -150,34 +168,40 @@ def _received(conn, process) -> dict:
     return data
 
 
-def judge(paths: list[str], config, timeout: float, jobs: int, on_done=None) -> list[dict]:
+def _start(ctx, path: str, how: Judging):
+    """A judge child for path: (the connection its results arrive on, the process)."""
+    recv, send = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=_judge_child, args=(path, how, send))
+    p.start()
+    send.close()
+    return recv, p
+
+
+def judge(paths: list[str], how: Judging, jobs: int = 1, on_done=None) -> list[dict]:
     """Every submission's check_file results (plain data, in the order of paths), at most
-    `jobs` judge children at a time; a child past LIMIT_FACTOR * timeout is killed."""
+    `jobs` judge children at a time; a child running past how.limit is killed."""
     ctx = multiprocessing.get_context("fork")
     out, todo, running = [None] * len(paths), list(enumerate(paths))[::-1], {}
-    limit = LIMIT_FACTOR * timeout
+
+    def finish(conn, data: dict) -> None:
+        i, _, start = running.pop(conn)
+        out[i] = {**data, "seconds": min(time.monotonic() - start, how.limit)}
+        if on_done:
+            on_done(paths[i])
     try:
         while todo or running:
             while todo and len(running) < jobs:
                 i, path = todo.pop()
-                recv, send = ctx.Pipe(duplex=False)
-                p = ctx.Process(target=_judge_child, args=(path, config, timeout, send))
-                p.start()
-                send.close()
-                running[recv] = (i, p, time.monotonic())
-            soonest = min(start for _, _, start in running.values()) + limit
+                conn, p = _start(ctx, path, how)
+                running[conn] = (i, p, time.monotonic())
+            soonest = min(start for _, _, start in running.values()) + how.limit
             for conn in wait(list(running), timeout=max(0.0, soonest - time.monotonic())):
-                i, p, start = running.pop(conn)
-                out[i] = {**_received(conn, p), "seconds": time.monotonic() - start}
-                on_done and on_done(paths[i])
-            for conn, (i, p, start) in list(running.items()):
-                if time.monotonic() - start > limit:
+                finish(conn, _received(conn, running[conn][1]))
+            for conn, (_, p, start) in list(running.items()):
+                if time.monotonic() - start > how.limit:
                     p.kill()
                     p.join()
-                    del running[conn]
-                    out[i] = {**_failed(f"stopped after {limit:g} s: the submission did not finish"),
-                              "seconds": limit}
-                    on_done and on_done(paths[i])
+                    finish(conn, _failed(f"stopped after {how.limit:g} s: the submission did not finish"))
     finally:
         for _, p, _ in running.values():
             p.kill()
@@ -423,12 +447,12 @@ def _suite_names(config) -> dict[str, list[str]]:
         raise GradeError(str(e)) from None
 
 
-def grade_paths(paths, config=None, rubric=None, timeout=60.0, jobs=1, on_done=None) -> list[dict]:
+def grade_paths(paths, how: Judging = Judging(), rubric=None, jobs=1, on_done=None) -> list[dict]:
     """Every submission's record (see score), in the order of paths."""
-    names = _suite_names(config)
+    names = _suite_names(how.config)
     files = [find_file(p) for p in paths]
     todo = [f for f in files if f is not None]
-    judged = dict(zip(todo, judge(todo, config, timeout, jobs, on_done)))
+    judged = dict(zip(todo, judge(todo, how, jobs, on_done)))
     records = []
     for path, f in zip(paths, files):
         data = judged[f] if f else {**_failed(f"{path} holds no layers.py: submit the file that defines "
@@ -456,7 +480,9 @@ def grade_paths(paths, config=None, rubric=None, timeout=60.0, jobs=1, on_done=N
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=60.0, show_default=True,
               metavar="SECONDS", help=f"Fail a case running longer; a submission is stopped after "
                                       f"{LIMIT_FACTOR} times this.")
-def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout):
+@click.option("--memory-limit", "memory_mib", type=click.IntRange(64), metavar="MIB",
+              help="Memory one submission's processes may reserve, in MiB (default: no limit).")
+def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout, memory_mib):
     """Grade submissions: each PATH a student's .py file or a folder holding one.
 
     Checks every layer a file defines (student code runs in separate processes), scores it,
@@ -481,7 +507,7 @@ def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout):
         def done(path):
             bar.update(task, advance=1, description=f"graded {path}")
             bar.refresh()
-        records = grade_paths(list(paths), config, points, timeout, jobs, done)
+        records = grade_paths(list(paths), Judging(config, timeout, memory_mib), points, jobs, done)
     if html_path:
         from cnncheck.html import render
         with open(html_path, "w", encoding="utf-8") as f:

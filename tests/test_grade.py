@@ -184,7 +184,7 @@ def test_a_submission_that_hangs_is_stopped_and_costs_only_its_grade(tmp_path):
     (tmp_path / "hangs.py").write_text("while True:\n    pass\n")
     (tmp_path / "empty.py").write_text("x = 1\n")
     hangs, empty = g.grade_paths([str(tmp_path / "hangs.py"), str(tmp_path / "empty.py")],
-                                 timeout=0.2, jobs=2)
+                                 g.Judging(timeout=0.2), jobs=2)
     assert hangs["score"] == 0 and "stopped after 2 s" in hangs["error"]
     assert empty["score"] == 0 and "defines no layer" in empty["error"]
 
@@ -225,3 +225,10 @@ def test_run_autograder_writes_results_json_full_marks_for_good_less_for_bad(aut
 def test_grade_has_help_with_an_example():
     code, out, _ = run("--help")
     assert code == 0 and "cnncheck grade submissions/*/" in out
+
+
+def test_a_memory_hog_fails_to_load_under_the_memory_limit(tmp_path):
+    (tmp_path / "hog.py").write_text("import numpy as np\nBIG = np.ones((1 << 28,))  # 2 GiB\n")
+    code, out, err = run(tmp_path / "hog.py", "--memory-limit", "1024", "--format", "json")
+    [record] = json.loads(out)["submissions"]
+    assert code == 0 and record["score"] == 0 and "MemoryError" in record["error"]
