@@ -33,11 +33,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from cnncheck import diagnose, impl, report, runner, suites
+from cnncheck import diagnose, impl, layers, report, runner, suites
 from cnncheck.config import ConfigError, load_cases
 from cnncheck.gradcheck import Check
 
-LAYERS = ("conv", "max_pool", "avg_pool", "im2col")  # every layer kind check_file can find
+LAYERS = tuple(layers.KINDS)  # every layer kind check_file can find
 DEFAULT_LAYERS = ("conv", "max_pool")  # count even when a file lacks them
 SEARCH = ("layers.py", "cs231n/layers.py", "common/layers.py", "assignment2/cs231n/layers.py")
 SKIP_DIRS = {"__pycache__", "__MACOSX", ".git", ".ipynb_checkpoints"}
@@ -64,7 +64,7 @@ def check_file(path, *, config=None, timeout=60.0, memory_limit=None, on_progres
     """Every CS231n layer the file defines, each through its suite; a file that cannot be
     loaded (or defines no layer) gives .error and no results."""
     results, missing = [], []
-    for layer in impl.NAMES:
+    for layer in LAYERS:
         try:
             student = impl.load(path, layer)
         except impl.ImplLoadError as e:
@@ -352,7 +352,9 @@ def layer_cell(x: dict, error: str | None) -> Text:
 
 
 def all_layers(records: list[dict]) -> list[str]:
-    return [x for x in LAYERS if any(x in r["layers"] for r in records)]
+    """The layers any record has, known kinds first."""
+    found = dict.fromkeys(x for r in records for x in r["layers"])
+    return [*(x for x in LAYERS if x in found), *(x for x in found if x not in LAYERS)]
 
 
 def class_summary(records: list[dict]) -> str:
