@@ -288,34 +288,44 @@ def main_hint(cases: list[dict], error: str | None) -> str | None:
                  if not c["passed"] and (c.get("hint") or c.get("error"))), None)
 
 
+def _rows(layer: str, ran: list[dict], names: list[str], points: dict, data: dict) -> list[dict]:
+    """The layer's cases with their points; a suite case the submission did not run fails."""
+    by_name = {c["name"]: c for c in ran}
+    every = [*names, *(n for n in by_name if n not in names)]
+    rows = [{**(by_name.get(n) or _missing(n, layer, data)), "max_points": points.get(n, 0.0)}
+            for n in every]
+    for r in rows:
+        r["points"] = r["max_points"] if r["passed"] else 0.0
+    return rows
+
+
+def _layer_record(rows: list[dict], counted: bool, defined: bool) -> dict:
+    return {"counted": counted, "defined": defined, "passed": defined and all(r["passed"] for r in rows),
+            "score": round(sum(r["points"] for r in rows), 6),
+            "max_score": round(sum(r["max_points"] for r in rows), 6),
+            "cases": len(rows), "failed": [r["name"] for r in rows if not r["passed"]]}
+
+
 def score(path: str, data: dict, rubric: dict | None, suite_names: dict) -> dict:
-    """One submission's record: verdict, score, per-layer scores and every case with its points."""
+    """One submission's record: verdict, score, per-layer scores and every case with its points.
+    The layers that count: the rubric's, else DEFAULT_LAYERS and any other the file defines."""
     ran = {}
     for c in data["cases"]:
         ran.setdefault(c["layer"], []).append(c)
     counted = list(rubric) if rubric else [*DEFAULT_LAYERS, *(x for x in ran if x not in DEFAULT_LAYERS)]
-    layers, cases = {}, []
+    per_layer, cases = {}, []
     for layer in [*counted, *(x for x in ran if x not in counted)]:
         names = suite_names.get(layer) or [c["name"] for c in ran.get(layer, [])]
-        points = {} if layer not in counted else rubric[layer] if rubric else {n: 1.0 for n in names}
-        by_name = {c["name"]: c for c in ran.get(layer, [])}
-        every = [*names, *(n for n in by_name if n not in names)]
-        rows = [{**(by_name.get(n) or _missing(n, layer, data)), "max_points": points.get(n, 0.0)}
-                for n in every]
-        for r in rows:
-            r["points"] = r["max_points"] if r["passed"] else 0.0
-        layers[layer] = {"counted": layer in counted, "defined": layer in ran,
-                         "passed": layer in ran and all(r["passed"] for r in rows),
-                         "score": round(sum(r["points"] for r in rows), 6),
-                         "max_score": round(sum(r["max_points"] for r in rows), 6),
-                         "cases": len(rows), "failed": [r["name"] for r in rows if not r["passed"]]}
+        points = {} if layer not in counted else rubric[layer] if rubric else dict.fromkeys(names, 1.0)
+        rows = _rows(layer, ran.get(layer, []), names, points, data)
+        per_layer[layer] = _layer_record(rows, layer in counted, layer in ran)
         cases += rows
     return {"submission": path, "file": data.get("label") or path,
             "passed": data["error"] is None and bool(data["cases"]) and all(c["passed"] for c in data["cases"]),
-            "score": round(sum(x["score"] for x in layers.values()), 6),
-            "max_score": round(sum(x["max_score"] for x in layers.values()), 6),
+            "score": round(sum(x["score"] for x in per_layer.values()), 6),
+            "max_score": round(sum(x["max_score"] for x in per_layer.values()), 6),
             "error": data["error"], "hint": main_hint(data["cases"], data["error"]),
-            "notes": data["notes"], "seconds": round(data["seconds"], 3), "layers": layers, "cases": cases}
+            "notes": data["notes"], "seconds": round(data["seconds"], 3), "layers": per_layer, "cases": cases}
 
 
 # -- text a reader sees for one case ----------------------------------------------------------------
