@@ -258,16 +258,17 @@ def _tied(case: Case, x: np.ndarray, margin: float | None = None) -> np.ndarray:
     """Elements within `margin` (default 4h) of their window's maximum where the window
     holds another such element: moving them by up to margin/2 can change the winner."""
     margin = 4 * case.step() if margin is None else margin
-    (kh, kw), (sh, sw) = case.kernel, case.stride
+    (kh, kw), (sh, sw), (ph, pw) = case.kernel, case.stride, case.padding
     Ho, Wo = case.out_hw()
-    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :Ho, :Wo]
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)  # padding never wins
+    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :Ho, :Wo]
     near = win >= win.max(axis=(4, 5), keepdims=True) - margin
     tied = near & (near.sum(axis=(4, 5), keepdims=True) > 1)
-    out = np.zeros(x.shape, bool)
+    out = np.zeros(xp.shape, bool)
     for i in range(kh):
         for j in range(kw):
             out[:, :, i : i + sh * Ho : sh, j : j + sw * Wo : sw] |= tied[..., i, j]
-    return out
+    return out[:, :, ph : ph + x.shape[2], pw : pw + x.shape[3]]
 
 
 # -- checking one gradient ------------------------------------------------------

@@ -23,14 +23,19 @@ def _out_size(size: int, kernel: int, stride: int, pad: int = 0) -> int:
     return 1 + (size + 2 * pad - kernel) // stride
 
 
-def _pad(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
-    """Zero-pad the last two axes by ph rows and pw columns on each side (x itself if 0)."""
+def _pad(x: np.ndarray, ph: int, pw: int, value=0) -> np.ndarray:
+    """Pad the last two axes by ph rows and pw columns of `value` on each side (x itself if 0)."""
     if ph == 0 and pw == 0:
         return x
     N, C, H, W = x.shape
-    x_pad = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
+    x_pad = np.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=x.dtype)
     x_pad[:, :, ph:ph + H, pw:pw + W] = x
     return x_pad
+
+
+def _lowest(dtype):
+    """A padding value no element beats in a maximum: -inf (the dtype's minimum for ints)."""
+    return -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
 
 
 def _window(a: np.ndarray, i: int, j: int, sh: int, sw: int, H_out: int, W_out: int) -> np.ndarray:

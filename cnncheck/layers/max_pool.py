@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnncheck.layers._geometry import _out_size, _pair, _window
+from cnncheck.layers._geometry import _lowest, _out_size, _pad, _pair, _window
 from cnncheck.layers.kind import Classes, Functions, LayerKind
 from cnncheck.layers.suites import POOL_DEFAULT, POOL_LINSPACE, POOL_SUITE
+
 
 def max_pool_forward_naive(x, pool_param):
     """Forward pass of a max-pooling layer, with loops.
@@ -16,26 +17,31 @@ def max_pool_forward_naive(x, pool_param):
       - 'pool_height': height of each pooling window
       - 'pool_width': width of each pooling window
       - 'stride': step between neighbouring windows, an int or an [h, w] pair
+      - 'pad' (optional, default 0): rows/columns added on each side, an int or an
+        [h, w] pair. Padding holds -inf, so it never wins a window (PyTorch's
+        max_pool2d(padding=...)) and gets no gradient.
 
     Returns a tuple of:
     - out: output data, of shape (N, C, H', W') where
-        H' = 1 + (H - pool_height) // stride
-        W' = 1 + (W - pool_width) // stride
+        H' = 1 + (H + 2 * pad - pool_height) // stride
+        W' = 1 + (W + 2 * pad - pool_width) // stride
     - cache: (x, pool_param)
 
     x and pool_param are not modified.
     """
     ph, pw = pool_param["pool_height"], pool_param["pool_width"]
     sh, sw = _pair(pool_param["stride"])
+    pad_h, pad_w = _pair(pool_param.get("pad", 0))
     N, C, H, W = x.shape
-    H_out, W_out = _out_size(H, ph, sh), _out_size(W, pw, sw)
+    H_out, W_out = _out_size(H, ph, sh, pad_h), _out_size(W, pw, sw, pad_w)
 
+    x_pad = _pad(x, pad_h, pad_w, _lowest(x.dtype))
     out = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
     for n in range(N):
         for c in range(C):
             for i in range(H_out):
                 for j in range(W_out):
-                    out[n, c, i, j] = x[n, c, i * sh:i * sh + ph, j * sw:j * sw + pw].max()
+                    out[n, c, i, j] = x_pad[n, c, i * sh:i * sh + ph, j * sw:j * sw + pw].max()
 
     cache = (x, pool_param)
     return out, cache
@@ -50,22 +56,25 @@ def max_pool_backward_naive(dout, cache):
 
     Returns:
     - dx: gradient with respect to x, of shape (N, C, H, W). Each window's gradient goes
-      to its first maximum in row-major order (np.argmax), ties included.
+      to its first maximum in row-major order (np.argmax), ties included; never to padding.
     """
     x, pool_param = cache
     ph, pw = pool_param["pool_height"], pool_param["pool_width"]
     sh, sw = _pair(pool_param["stride"])
+    pad_h, pad_w = _pair(pool_param.get("pad", 0))
     N, C, H, W = x.shape
     _, _, H_out, W_out = dout.shape
 
-    dx = np.zeros(x.shape, dtype=x.dtype)
+    x_pad = _pad(x, pad_h, pad_w, _lowest(x.dtype))
+    dx_pad = np.zeros(x_pad.shape, dtype=x.dtype)
     for n in range(N):
         for c in range(C):
             for i in range(H_out):
                 for j in range(W_out):
-                    window = x[n, c, i * sh:i * sh + ph, j * sw:j * sw + pw]
+                    window = x_pad[n, c, i * sh:i * sh + ph, j * sw:j * sw + pw]
                     di, dj = np.unravel_index(np.argmax(window), window.shape)
-                    dx[n, c, i * sh + di, j * sw + dj] += dout[n, c, i, j]
+                    dx_pad[n, c, i * sh + di, j * sw + dj] += dout[n, c, i, j]
+    dx = dx_pad[:, :, pad_h:pad_h + H, pad_w:pad_w + W]
 
     return dx
 
@@ -73,10 +82,10 @@ def max_pool_backward_naive(dout, cache):
 def max_pool_forward_fast(x, pool_param):
     """Forward pass of a max-pooling layer: a running maximum over the kernel offsets.
 
-    Same inputs, output and formula as max_pool_forward_naive; any pool size and stride,
-    overlapping windows included. Each step is one np.maximum over a strided view of x
-    holding offset (di, dj) of every window (when windows tile x, these views are exactly
-    x.reshape(N, C, H', pool_height, W', pool_width)[:, :, :, di, :, dj]).
+    Same inputs, output and formula as max_pool_forward_naive; any pool size, stride and
+    pad, overlapping windows included. Each step is one np.maximum over a strided view of
+    the (-inf padded) x holding offset (di, dj) of every window (when windows tile x, these
+    views are exactly x.reshape(N, C, H', pool_height, W', pool_width)[:, :, :, di, :, dj]).
 
     Returns a tuple of:
     - out: output data, of shape (N, C, H', W')
@@ -86,12 +95,14 @@ def max_pool_forward_fast(x, pool_param):
     """
     ph, pw = pool_param["pool_height"], pool_param["pool_width"]
     sh, sw = _pair(pool_param["stride"])
+    pad_h, pad_w = _pair(pool_param.get("pad", 0))
     N, C, H, W = x.shape
-    H_out, W_out = _out_size(H, ph, sh), _out_size(W, pw, sw)
+    H_out, W_out = _out_size(H, ph, sh, pad_h), _out_size(W, pw, sw, pad_w)
 
-    out = _window(x, 0, 0, sh, sw, H_out, W_out).copy()
+    x_pad = _pad(x, pad_h, pad_w, _lowest(x.dtype))
+    out = _window(x_pad, 0, 0, sh, sw, H_out, W_out).copy()
     for k in range(1, ph * pw):
-        np.maximum(out, _window(x, *divmod(k, pw), sh, sw, H_out, W_out), out=out)
+        np.maximum(out, _window(x_pad, *divmod(k, pw), sh, sw, H_out, W_out), out=out)
 
     cache = (x, out, pool_param)
     return out, cache
@@ -101,9 +112,9 @@ def max_pool_backward_fast(dout, cache):
     """Backward pass of a max-pooling layer, vectorized.
 
     Finds each window's first maximum (row-major, as np.argmax) by scanning the kernel
-    offsets from last to first, then scatters dout to those positions with one
-    np.bincount, which adds overlapping contributions in the same order as the loops of
-    max_pool_backward_naive.
+    offsets from last to first, then scatters dout to those positions of the padded input
+    with one np.bincount, which adds overlapping contributions in the same order as the
+    loops of max_pool_backward_naive, and crops the padding (which never wins) away.
 
     Inputs:
     - dout: upstream derivatives, of shape (N, C, H', W')
@@ -115,30 +126,40 @@ def max_pool_backward_fast(dout, cache):
     x, out, pool_param = cache
     ph, pw = pool_param["pool_height"], pool_param["pool_width"]
     sh, sw = _pair(pool_param["stride"])
+    pad_h, pad_w = _pair(pool_param.get("pad", 0))
     N, C, H, W = x.shape
     _, _, H_out, W_out = dout.shape
 
-    # flat index in x of each window's first maximum: window corner + offset
-    offset = np.full(out.shape, (ph - 1) * W + pw - 1, dtype=np.intp)
+    x_pad = _pad(x, pad_h, pad_w, _lowest(x.dtype))
+    Hp, Wp = x_pad.shape[2:]
+    # flat index in x_pad of each window's first maximum: window corner + offset
+    offset = np.full(out.shape, (ph - 1) * Wp + pw - 1, dtype=np.intp)
     for k in range(ph * pw - 2, -1, -1):
         di, dj = divmod(k, pw)
-        is_max = _window(x, di, dj, sh, sw, H_out, W_out) == out
-        offset = np.where(is_max, di * W + dj, offset)
-    corner = (np.arange(N * C).reshape(N, C, 1, 1) * (H * W)
-              + np.arange(0, sh * H_out, sh).reshape(H_out, 1) * W
+        is_max = _window(x_pad, di, dj, sh, sw, H_out, W_out) == out
+        offset = np.where(is_max, di * Wp + dj, offset)
+    corner = (np.arange(N * C).reshape(N, C, 1, 1) * (Hp * Wp)
+              + np.arange(0, sh * H_out, sh).reshape(H_out, 1) * Wp
               + np.arange(0, sw * W_out, sw))
-    dx = np.bincount((corner + offset).ravel(), weights=dout.ravel(), minlength=x.size)
-    dx = dx.reshape(x.shape).astype(x.dtype, copy=False)
+    dx_pad = np.bincount((corner + offset).ravel(), weights=dout.ravel(), minlength=x_pad.size)
+    dx = dx_pad.reshape(x_pad.shape)[:, :, pad_h:pad_h + H, pad_w:pad_w + W]
+    dx = np.ascontiguousarray(dx, dtype=x.dtype)
 
     return dx
-
-
 
 
 # -- the record -----------------------------------------------------------------------
 
 
 class MaxPool(LayerKind):
+    def mismatch(self, case):
+        """Padding of at most half the window (PyTorch's rule): no window is all padding."""
+        for key, size, p in zip(("pool_height", "pool_width"), case.pool, case.pad):
+            if 2 * p > size:
+                return (("pad", key), f"pad {p} is more than half the {key} {size}: a window "
+                                      "could hold padding alone (PyTorch requires pad <= pool / 2)")
+        return None
+
     def finish(self, case, checks: dict, grads: dict, dout) -> None:
         if "dx" in checks:
             conserve(case, checks["dx"], grads["dx"], dout)
