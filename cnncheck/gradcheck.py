@@ -1,8 +1,12 @@
-"""The gradient check: numerical gradients by centred differences, compared noise-aware.
+"""The gradient check: numerical gradients by finite differences, compared noise-aware.
 
-For a loss L = sum(f(p) * dout), the numerical derivative of element i is
-    n_i = sum((f(p + h e_i) - f(p - h e_i)) * dout) / 2h
-(CS231n's `eval_numerical_gradient_array`). Conv and pooling outputs depend on an
+For a loss L = sum(f(p) * dout), the numerical derivative of element i is, where the layer's
+record says the output is linear in p (conv in x, w and b; average pooling),
+    n_i = sum((f(p + 2h e_i) - f(p)) * dout) / 2h          (one-sided: one call, f(p) is known)
+and, where kinks need both sides (max pooling),
+    n_i = sum((f(p + h e_i) - f(p - h e_i)) * dout) / 2h   (centred, CS231n's
+`eval_numerical_gradient_array`). Both differences span 2h, so their rounding noise is the
+same and one noise model serves both. Conv and pooling outputs depend on an
 input element only through its receptive-field footprint, so elements whose output
 footprints do not overlap are perturbed in the same forward call and their
 derivatives read apart (Curtis, Powell and Reid, 1974). A "colour" is such a set.
@@ -20,6 +24,10 @@ them by up to 1000x on large convs and hid a float32 gradient off by 2x); over
 estimate over every output. Conv and pooling are piecewise linear, so truncation
 error is nil away from kinks. Max-pool kinks (x_i +- h changes a window's winner,
 or the one-sided differences disagree) are counted and left out of the verdict.
+
+The forward itself is judged at the base input and at the first FORWARD_POINTS perturbed
+inputs of each parameter (their outputs exist already): against the reference, and for
+responding at all (a forward that returns the same output for a different x is a fault).
 """
 from __future__ import annotations
 
@@ -36,7 +44,8 @@ from cnncheck.protocols import ImplError  # noqa: F401  (re-exported: the checke
 from cnncheck.protocols.functions import FunctionPair
 
 WORST = 5  # worst elements reported per failed gradient
-SPOT_CHECKS = 3  # single-element checks that verify each structured gradient
+SPOT_CHECKS = 3  # random colours (besides the first and last) whose structure is verified
+FORWARD_POINTS = 2  # perturbed inputs per parameter at which the forward meets the reference
 DENSE_BUDGET = 30.0  # seconds: auto mode runs dense checks under this estimate
 PARAM_OF = {"dx": "x", "dw": "w", "db": "b"}
 NAIVE_OUT_LIMIT = 2_000  # output elements above which the naive reference sees one sample
@@ -101,6 +110,8 @@ class CaseResult:
     seconds: float = 0.0
     notes: list = field(default_factory=list)
     hint: str | None = None
+    calls: dict = field(default_factory=lambda: {"forward": 0, "backward": 0})  # of the checked code
+    colour_minimum: int = 0  # the fewest forward calls a dense check can make
 
     @property
     def passed(self) -> bool:
@@ -154,66 +165,99 @@ def colours(case: Case, name: str) -> list[Colour]:
 
 # -- the numerical side ---------------------------------------------------------
 class Evaluator:
-    """Runs the layer's forward with some parameters replaced, counting calls."""
+    """Runs the layer's forward with some parameters replaced, counting calls and keeping
+    the first FORWARD_POINTS perturbed inputs of each parameter with their outputs."""
 
-    def __init__(self, impl: Impl, case: Case, arrays: dict, on_call=None):
+    def __init__(self, impl: Impl, case: Case, arrays: dict, on_call=None, calls: dict | None = None):
         self.impl, self.case, self.arrays, self.on_call = impl, case, arrays, on_call
-        self.calls = 0
+        self.counts = calls if calls is not None else {"forward": 0}
+        self.kept: dict = {}  # parameter names -> [(replaced arrays, output)]
         self.seconds_per_call = 0.0  # set from the first, unperturbed call
+
+    @property
+    def calls(self) -> int:
+        return self.counts["forward"]
 
     def __call__(self, name: str, value: np.ndarray) -> np.ndarray:
         return self.run({name: value})
 
     def run(self, replaced: dict) -> np.ndarray:
         """The layer's output in float64 with `replaced` ({'x': ..., ...}) swapped in."""
-        self.calls += 1
+        return self.raw(replaced).astype(np.float64)  # a copy: a layer may reuse one buffer
+
+    def delta(self, replaced: dict, base: np.ndarray) -> np.ndarray:
+        """f(p') - f(p) in float64, straight from the layer's output (no copy first)."""
+        return np.subtract(self.raw(replaced), base, dtype=np.float64)
+
+    def raw(self, replaced: dict) -> np.ndarray:
+        self.counts["forward"] += 1
         if self.on_call:
             self.on_call()
         out = forward(self.impl, self.case, {**self.arrays, **replaced})
         if out.shape != self.case.output_shape():
             raise ImplError(f"forward returned out of shape {out.shape} for a perturbed "
                             f"{', '.join(replaced)}")
-        return out.astype(np.float64)  # a copy: a layer may hand back one buffer every call
+        kept = self.kept.setdefault(tuple(replaced), [])
+        if len(kept) < FORWARD_POINTS:
+            kept.append(({k: v.copy() for k, v in replaced.items()}, out.astype(np.float64)))
+        return out
 
 
 @dataclass
 class Numerical:
     value: np.ndarray
-    plus: np.ndarray | None = None  # one-sided (max pooling only, for kinks)
+    plus: np.ndarray | None = None  # one-sided halves of a centred difference (kinks)
     minus: np.ndarray | None = None
     leaked: bool = False  # an output outside every perturbed footprint changed
 
 
-def numerical(f: Evaluator, pname: str, cols, base, dout, one_sided=False) -> Numerical:
-    """Centred differences for every element of the given colours.
+def one_sided(case: Case, gname: str) -> bool:
+    """The output is linear in the parameter and has no kinks: f(p + 2h e) - f(p) is exact."""
+    return PARAM_OF[gname] in case.kind.linear_in and gname not in case.kind.kinks
 
+
+def numerical(f: Evaluator, pname: str, cols, base, dout, centred=False) -> Numerical:
+    """Finite differences for every element of the given colours, each spanning 2h.
+
+    one-sided: n_i = read((f(p + 2h e) - f(p)) * dout) / 2h, one call per colour;
+    centred:   n_i = read((f(p + h e) - f(p - h e)) * dout) / 2h, with the halves
+               plus_i = read((f(p + h e) - f(p)) * dout) / h, minus_i likewise, for kinks.
     As CS231n's `eval_numerical_gradient_array` does, a work copy of the parameter is
-    perturbed in place and restored; float64 divides by the nominal 2h, float32 by the
+    perturbed in place and restored; float64 divides by the nominal step, float32 by the
     step it could represent.
     """
     p, h = f.arrays[pname], f.case.step()
     work = p.copy()
     res = Numerical(np.zeros(p.shape))
-    if one_sided:
+    if centred:
         res.plus, res.minus = np.zeros(p.shape), np.zeros(p.shape)
     for col in cols:
         old = np.asarray(p[col.index], np.float64)
-        up, down = (old + h).astype(p.dtype), (old - h).astype(p.dtype)
+        up = (old + (h if centred else 2 * h)).astype(p.dtype)
         work[col.index] = up
-        pos = f(pname, work)
-        work[col.index] = down
-        neg = f(pname, work)
+        D = f.delta({pname: work}, base)  # f(p + s e) - f(p)
+        hp = _step(up, old, h if centred else 2 * h, p.dtype)
+        if centred:
+            down = (old - h).astype(p.dtype)
+            work[col.index] = down
+            Dm = f.delta({pname: work}, base)  # f(p - h e) - f(p)
+            hm = _step(old, down, h, p.dtype)
+            res.plus[col.index] = col.read(D * dout) / hp
+            res.minus[col.index] = -col.read(Dm * dout) / hm
+            D -= Dm
+            hp = hp + hm
         work[col.index] = p[col.index]
-        hp, hm = (h, h) if p.dtype == np.float64 else (up - old, old - down)
-        res.value[col.index] = col.read((pos - neg) * dout) / (hp + hm)
-        if one_sided:
-            res.plus[col.index] = col.read((pos - base) * dout) / hp
-            res.minus[col.index] = col.read((base - neg) * dout) / hm
+        res.value[col.index] = col.read(D * dout) / hp
         if col.covered is not None and not res.leaked:
-            res.leaked = bool(np.any((pos != neg) & ~col.covered))
+            res.leaked = bool(np.any(D[(..., ~col.covered)]))
     if not np.array_equal(work, p, equal_nan=True):
         raise ImplError(f"forward changed its input {pname} in place")
     return res
+
+
+def _step(hi, lo, nominal, dtype):
+    """The step taken: nominal in float64, as represented in float32."""
+    return nominal if dtype == np.float64 else np.asarray(hi, np.float64) - lo
 
 
 def rounding_scale(case: Case, arrays: dict) -> np.ndarray:
@@ -273,20 +317,18 @@ def _tied(case: Case, x: np.ndarray, margin: float | None = None) -> np.ndarray:
 
 # -- checking one gradient ------------------------------------------------------
 def dense(f: Evaluator, case, gname, analytic, base, dout, T, rng, budget) -> Check:
-    """Every element, by colours; verified by single perturbations, with fallbacks."""
-    pname = PARAM_OF[gname]
-    p, kinky = f.arrays[pname], _kinky(case, gname)
+    """Every element, by colours; the colours verified by half-colour calls, with fallbacks."""
+    pname, centred = PARAM_OF[gname], not one_sided(case, gname)
+    p = f.arrays[pname]
     cols = colours(case, gname)
-    num = numerical(f, pname, cols, base, dout, kinky)
+    num = numerical(f, pname, cols, base, dout, centred)
     S = footprint_rss(case, gname, T, cols)
     method = f"dense, {len(cols)} colour{'s' if len(cols) > 1 else ''}"
-    spots = _spot_elements(p.shape, rng, SPOT_CHECKS)
-    alone = numerical(f, pname, [single(p.shape, k) for k in spots], base, dout).value.flat[spots]
-    nz = noise(case, gname, p, num.value, T, S).flat[spots]
-    if num.leaked or not _agree(case, num.value.flat[spots], alone, nz):
+    nz = noise(case, gname, p, num.value, T, S)
+    if num.leaked or not colours_verified(f, pname, cols, num, base, dout, nz, rng, centred):
         why = "outputs outside the receptive field changed" if num.leaked else "spot checks disagreed"
-        if 2 * p.size * f.seconds_per_call <= budget:
-            num = numerical(f, pname, [single(p.shape, k) for k in range(p.size)], base, dout, kinky)
+        if (1 + centred) * p.size * f.seconds_per_call <= budget:
+            num = numerical(f, pname, [single(p.shape, k) for k in range(p.size)], base, dout, centred)
             method = f"dense, element-wise ({why} with colours)"
         else:
             return sparse(f, case, gname, analytic, base, dout, T, rng,
@@ -294,8 +336,35 @@ def dense(f: Evaluator, case, gname, analytic, base, dout, T, rng, budget) -> Ch
     return _verdict(case, gname, analytic, num, p, S, method)
 
 
+def colours_verified(f: Evaluator, pname, cols, num: Numerical, base, dout, nz, rng, centred) -> bool:
+    """Spot checks of the colour structure, one call each: move a random half A of a colour
+    (the first, the last and SPOT_CHECKS others) by the step s of its one-sided difference;
+        read((f(p + s 1_A) - f(p)) * dout) / s  =  n_i for i in A,  0 for i not in A
+    within the verdict's allowance. A forward that reads outside its receptive field within
+    a colour credits one element with another's effect, and a random half tells them apart."""
+    p, h = f.arrays[pname], f.case.step()
+    s, full = (h, num.plus) if centred else (2 * h, num.value)
+    picks = {0, len(cols) - 1, *rng.randint(0, len(cols), SPOT_CHECKS)}
+    work = p.copy()
+    for k in sorted(picks):
+        col = cols[k]
+        old = np.asarray(p[col.index], np.float64)
+        up = (old + s).astype(p.dtype)
+        half = rng.rand(*old.shape) < 0.5
+        work[col.index] = np.where(half, up, p[col.index])
+        D = f.delta({pname: work}, base)
+        work[col.index] = p[col.index]
+        got = col.read(D * dout) / _step(up, old, s, p.dtype)
+        want = np.where(half, full[col.index], 0.0)
+        if col.covered is not None and np.any(D[(..., ~col.covered)]):
+            return False
+        if not _agree(f.case, got, want, nz[col.index]):
+            return False
+    return True
+
+
 def _agree(case, a, b, nz) -> bool:
-    """Colour and single-element differences agree within the verdict's own allowance."""
+    """Two differences agree within the verdict's own allowance."""
     return bool(np.all(np.abs(a - b) <= case.rtol() * (np.abs(a) + np.abs(b)) + case.noise_factor * nz))
 
 
@@ -304,7 +373,7 @@ def sparse(f, case, gname, analytic, base, dout, T, rng, note="sparse") -> Check
     pname = PARAM_OF[gname]
     p = f.arrays[pname]
     picks = np.union1d(_spot_elements(p.shape, rng, case.samples), _border_elements(p.shape))
-    num = numerical(f, pname, [single(p.shape, k) for k in picks], base, dout, _kinky(case, gname))
+    num = numerical(f, pname, [single(p.shape, k) for k in picks], base, dout, not one_sided(case, gname))
     chk = _verdict(case, gname, analytic, num, p, footprint_rss(case, gname, T), "", picks)
     chk.method = f"{note}, {len(picks)}/{p.size}"
     return chk
@@ -426,14 +495,21 @@ def colour_count(case: Case, gname: str) -> int:
 
 def dense_calls(case: Case, gname: str) -> int:
     """Forward calls a dense check of one gradient takes (colours, then spot checks)."""
-    return 2 * colour_count(case, gname) + 2 * (SPOT_CHECKS + 2)
+    n = colour_count(case, gname)
+    return (1 + (not one_sided(case, gname))) * n + min(n, SPOT_CHECKS + 2)
+
+
+def colour_minimum(case: Case) -> int:
+    """The fewest forward calls any dense check can make: the base call and one per colour."""
+    return 1 + sum(colour_count(case, g) for g in grad_names(case))
 
 
 def mode_calls(case: Case, mode: str) -> int:
     """Forward calls a check of every gradient in `mode` takes when it passes."""
     names = grad_names(case)
-    sparse_calls = sum(2 * min(case.samples + 2 + _border_elements(s).size, int(np.prod(s)))
-                       for s in (case.input_shapes()[PARAM_OF[g]] for g in names))
+    sparse_calls = sum((1 + (not one_sided(case, g))) * min(case.samples + 2 + _border_elements(s).size,
+                                                            int(np.prod(s)))
+                       for g, s in ((g, case.input_shapes()[PARAM_OF[g]]) for g in names))
     if mode == "dense":
         return sum(dense_calls(case, g) for g in names)
     if mode == "sparse":
@@ -454,6 +530,26 @@ def out_check(case: Case, out, reference: Impl, arrays: dict, rscale) -> Check:
     eps = np.finfo(case.dtype).eps
     return compare("out", out, forward(reference, case, arrays), eps * rscale, case,
                    method=method)
+
+
+def forward_points(f: Evaluator, case: Case, reference: Impl, base) -> Check | None:
+    """The forward at the perturbed inputs the check kept: the first failure, else None.
+
+    Each must meet the reference within rounding; a forward that returns its base output for a
+    changed input (one that memoizes its first answer, say) is named as such."""
+    for names, points in f.kept.items():
+        for replaced, out in points:
+            arrays = {**f.arrays, **replaced}
+            chk = out_check(case, out, reference, arrays, rounding_scale(case, arrays))
+            if chk.passed:
+                continue
+            what = " and ".join(names)
+            chk.method += f" at a perturbed {what}"
+            chk.message = (f"your forward returned the same output for a different {what}"
+                           if np.array_equal(out, base) else
+                           f"your forward disagrees with the reference at a perturbed {what}")
+            return chk
+    return None
 
 
 def check_case(case: Case, impl: Impl | None = None, reference: Impl | None = None,
@@ -496,10 +592,13 @@ def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
         result.checks.append(Check("out", False, message=f"output shape {out.shape}, expected "
                                    f"{expected}: {why}"))
         return
-    f = Evaluator(impl, case, arrays, on_call)
+    result.calls["forward"] = 1
+    result.colour_minimum = colour_minimum(case)
+    f = Evaluator(impl, case, arrays, on_call, result.calls)
     f.seconds_per_call = time.perf_counter() - t0
     rscale = rounding_scale(case, arrays)
     result.checks.append(out_check(case, out, reference, arrays, rscale))
+    result.calls["backward"] += 1
     grads = backward(impl, case, dout)  # a backward that raises still leaves `out` shown
     shaped = {g: a for g, a in grads.items() if a.shape == arrays[PARAM_OF[g]].shape}
     wrong = {g: Check(g, False, message=f"{g} has shape {a.shape}, expected "
@@ -524,6 +623,8 @@ def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
             add_taylor(chk, f, case, g, grads[g], base, dout64, T)
         result.checks.append(chk)
     case.kind.finish(case, found, grads, dout)
+    if result.checks[0].passed:  # the forward met the reference at the base input: and elsewhere?
+        result.checks[0] = forward_points(f, case, reference, base) or result.checks[0]
     if case.mode == "auto" and mode != "dense":
         result.notes.append(f"auto mode: a dense check would take about {secs:.0f} s;"
                             " ran projection plus sparse checks instead")
