@@ -51,6 +51,8 @@ def case_dict(r: CaseResult) -> dict:
         "hint": r.hint,
         "notes": r.notes,
         "seconds": round(r.seconds, 6),
+        "calls": dict(r.calls),  # forward and backward calls of the checked code
+        "colour_minimum": r.colour_minimum,  # the fewest forward calls a dense check can make
     }
 
 
