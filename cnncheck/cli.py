@@ -11,11 +11,12 @@ import sys
 import click
 from rich.console import Console
 
-from cnncheck import __version__, diagnose, impl, report, runner, suites
+from cnncheck import __version__, diagnose, impl, report, runner, suites, worker
 from cnncheck.config import ConfigError, load_cases
 
 
-RUN_OPTIONS = ("impl", "forward", "backward", "timeout", "jobs")  # how to run, not what
+RUN_OPTIONS = ("impl", "forward", "backward", "timeout", "jobs", "memory_limit", "output_limit",
+               "protocol", "class_name")  # how to run, not what
 
 
 class UserError(click.ClickException):
@@ -41,6 +42,19 @@ def _pair(value: str, flag: str):
     return parts[0] if len(parts) == 1 else parts
 
 
+def _bytes(ctx, param, value):
+    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
+    text = str(value).strip().upper().removesuffix("B")
+    try:
+        number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "")
+        n = int(float(number) * units[unit])
+    except (ValueError, KeyError):
+        n = 0
+    if n <= 0:
+        raise click.BadParameter(f"{value!r}: expected a size such as 4G, 512M or 65536")
+    return n
+
+
 def _jobs(ctx, param, value):
     try:
         return runner.jobs_count(value) if value is not None else 1
@@ -60,8 +74,17 @@ def common_options(f):
                      help="Backward function name (default: the one matching --forward)."),
         click.option("--config", "configs", multiple=True, metavar="FILE",
                       help="YAML config file (repeatable). Without one, the embedded default runs."),
+        click.option("--protocol", type=click.Choice(["cs231n", "dlfs"]),
+                     help="How --impl's layers are called (default: detected from what the file defines)."),
+        click.option("--class", "class_name", metavar="NAME",
+                     help="The layer class to check in --impl (the book's protocol), e.g. Pooling."),
         click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
-                     help="Fail a case whose code runs longer than this."),
+                     default=worker.DEFAULT_TIMEOUT, show_default=True,
+                     help="Wall time per case for --impl code; the process running it is killed after."),
+        click.option("--memory-limit", callback=_bytes, default="4G", show_default=True, metavar="SIZE",
+                     help="Memory for the process running --impl code, e.g. 4G or 512M."),
+        click.option("--output-limit", callback=_bytes, default="64K", show_default=True, metavar="SIZE",
+                     help="What --impl code may print that is kept and shown (on stderr)."),
         click.option("--jobs", callback=_jobs, metavar="N|auto",
                      help="Run cases in N worker processes (auto: one per core)."),
         click.option("--x-shape", metavar="N,C,H,W", help="Input shape, e.g. 4,3,16,16."),
@@ -107,7 +130,10 @@ def run(command: str, opts: dict) -> None:
             cases = load_cases(list(opts["configs"]), command, overrides(opts))
     except ConfigError as e:
         raise UserError(str(e)) from None
-    results = diagnose.diagnose(check_all(cases, load_impls(cases, opts), opts["timeout"], opts["jobs"]))
+    try:
+        results = diagnose.diagnose(check_all(cases, load_impls(cases, opts), opts["timeout"], opts["jobs"]))
+    finally:
+        worker.shutdown()  # every worker is gone before the verdict is written
     out = Console()
     if opts["fmt"] == "json":
         click.echo(report.to_json(results))
@@ -119,16 +145,22 @@ def run(command: str, opts: dict) -> None:
 
 
 def load_impls(cases, opts) -> dict | None:
-    """--impl's functions for each layer among the cases (None: the built-in layers)."""
+    """--impl's layers among the cases, run in a worker process (None: the built-in layers)."""
     if not opts["impl"]:
-        if opts["forward"] or opts["backward"]:
-            raise UserError("--forward and --backward name functions of --impl FILE_OR_MODULE: give it too")
+        for flag in ("forward", "backward", "protocol", "class_name"):
+            if opts[flag]:
+                raise UserError(f"--{flag.replace('_name', '')} names what to check in --impl FILE_OR_MODULE: give it too")
         return None
+    wanted = sorted({c.layer for c in cases})
+    load = {"wanted": wanted, "forward": opts["forward"], "backward": opts["backward"],
+            "protocol": opts["protocol"], "class_name": opts["class_name"]}
+    w = worker.Worker(opts["impl"], load={k: v for k, v in load.items() if v}, timeout=opts["timeout"],
+                      memory_limit=opts["memory_limit"], output_limit=opts["output_limit"])
     try:
-        return {layer: impl.load(opts["impl"], layer, opts["forward"], opts["backward"])
-                for layer in sorted({c.layer for c in cases})}
+        w.start()
     except impl.ImplLoadError as e:
         raise UserError(str(e)) from None
+    return {layer: w.for_layer(layer) for layer in wanted}
 
 
 def check_all(cases, impls=None, timeout=None, jobs=1) -> list:

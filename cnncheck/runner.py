@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cnncheck.case import Case
-from cnncheck import contract
+from cnncheck import contract, worker
 from cnncheck.gradcheck import CaseResult, check_case
 from cnncheck.protocols import StudentTimeout
 
@@ -62,11 +62,17 @@ def _timed_out(case: Case, timeout: float, how: str) -> CaseResult:
                       seconds=timeout)
 
 
+def _isolated(impl) -> bool:
+    """Code in a worker process: the worker enforces its own time limits."""
+    impls = impl.values() if isinstance(impl, dict) else [impl]
+    return any(getattr(i, "isolated", False) for i in impls)
+
+
 def _child(case: Case, impl, timeout, conn) -> None:
-    """In a forked child: check one case and send the result back."""
+    """In a forked judge process: check one case and send the result back."""
     sys.stdout = sys.stderr = sys.__stderr__ or sys.stderr  # never the parent's display
     start = time.perf_counter()
-    if timeout:
+    if timeout and not _isolated(impl):
         def alarm(*_):
             raise StudentTimeout(f"{timeout:g} s")
         signal.signal(signal.SIGALRM, alarm)
@@ -78,6 +84,7 @@ def _child(case: Case, impl, timeout, conn) -> None:
     except BaseException as e:  # noqa: BLE001 - the parent must hear of anything
         result = CaseResult(case, case.output_shape(), error=f"{type(e).__name__}: {e}")
     signal.setitimer(signal.ITIMER_REAL, 0)
+    worker.shutdown()  # this judge process's own workers end before its result is sent
     result.seconds = time.perf_counter() - start
     conn.send(result)
     conn.close()
@@ -96,7 +103,8 @@ def _forked(cases, impl, timeout, jobs, progress) -> list[CaseResult]:
                 p = ctx.Process(target=_child, args=(case, impl, timeout, send), daemon=True)
                 p.start()
                 send.close()
-                running[recv] = (i, p, time.monotonic() + timeout + GRACE if timeout else None)
+                limited = timeout and not _isolated(impl)
+                running[recv] = (i, p, time.monotonic() + timeout + GRACE if limited else None)
                 _tell(progress, "case_started", case)
             deadlines = [d for _, _, d in running.values() if d is not None]
             wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
@@ -147,7 +155,7 @@ def run_cases(cases: list[Case], impl=None, timeout: float | None = None, jobs=1
     jobs = min(jobs_count(jobs), max(1, len(cases)))
     impls = impl.values() if isinstance(impl, dict) else [impl]
     early = [n for i in impls if hasattr(i, "take_notes") for n in i.take_notes()]  # from loading
-    if jobs > 1 or timeout:
+    if jobs > 1 or (timeout and not _isolated(impl)):
         results = _forked(cases, impl, timeout, jobs, on_progress)
     else:
         results = []

@@ -1,0 +1,407 @@
+"""The worker: a process that runs the code under check, apart from the judge.
+
+The judge (everything else in cnncheck) never imports or calls the code it checks. A
+`Worker` forks a process that loads the user's file, finds its layers (protocols.detect)
+and hosts their protocol adapters; the judge sends it arrays and gets arrays back, and
+computes every numerical gradient, verdict and report itself, with its own numpy.
+
+- Arrays cross through a shared-memory file (judge -> worker: the inputs; worker -> judge:
+  out or the gradients), control messages through a pipe: pickled from the judge, JSON from
+  the worker (the judge never unpickles what the worker sends). Every reply is validated
+  (dtype, shape, bounds) and copied before use.
+- The worker's file descriptors 1 and 2 are a pipe the judge drains: what the code prints
+  never reaches the judge's stdout; it is shown on stderr, folded when long.
+- Limits are set before the code runs: address space (`memory_limit`), wall time per case
+  (`timeout`: an alarm inside the worker, then SIGKILL after a grace period), and the
+  captured output kept (`output_limit`).
+- Whatever the worker does is a finding about the case at hand (an ImplError): an exception
+  (SystemExit and KeyboardInterrupt included), an exit with any status, a signal, a timeout.
+  The next case gets a fresh worker.
+"""
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import resource
+import signal
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from multiprocessing.connection import Pipe
+
+import numpy as np
+
+from cnncheck.protocols import ImplError, StudentTimeout
+
+GRACE = 2.0  # seconds past a case's timeout before a worker that ignores its alarm is killed
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MEMORY = 4 * 2**30
+DEFAULT_OUTPUT = 64 * 2**10
+MIN_SHM = 16 * 2**20
+DTYPES = {np.dtype(t).str: np.dtype(t) for t in ("f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "?")}
+LOAD_SECONDS = 60.0  # loading a file: its imports may be slow, never endless
+_live = weakref.WeakSet()  # every worker this process started, for shutdown()
+
+
+def shutdown() -> None:
+    """Stop every worker: the judge decides the exit status only after all are gone."""
+    for w in list(_live):
+        w.close()
+
+
+# -- the judge's side ------------------------------------------------------------------
+class Worker:
+    """The worker process for one source of code, started on first use (and again after
+    a case ended it). In a forked judge process a worker of its own is started.
+
+    source: a path or module name to load there; or objects: {layer: adapter} built in
+    this process from a notebook's functions or classes (inherited by the fork, never
+    called here). load: keyword arguments for protocols.detect.adapters.
+    """
+
+    isolated = True
+
+    def __init__(self, source=None, *, objects=None, load=None, label="",
+                 timeout=DEFAULT_TIMEOUT, memory_limit=DEFAULT_MEMORY, output_limit=DEFAULT_OUTPUT):
+        self.source, self.objects, self.load_args = source, objects, dict(load or {})
+        self.label = label or str(source)
+        self.timeout, self.memory_limit, self.output_limit = timeout, memory_limit, output_limit
+        self.layers: list[str] = []
+        self.notes: list[str] = []
+        self._pid = self._owner = None
+        self._case = None
+        self._deadline = None
+        self._printed = bytearray()
+        self._dropped = 0
+        self._lock = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> list[str]:
+        """Fork the worker and load the code; the layers it defines. Raises ImplLoadError."""
+        from cnncheck.impl import ImplLoadError
+        self.close()
+        self._shm_file = tempfile.TemporaryFile(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+        self._size = 0
+        self._conn, child = Pipe()
+        out_r, out_w = os.pipe()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns
+            self._conn.close()
+            os.close(out_r)
+            _serve(child, out_w, self)
+        child.close()
+        os.close(out_w)
+        self._pid, self._owner = pid, os.getpid()
+        _live.add(self)
+        threading.Thread(target=self._drain, args=(out_r,), daemon=True).start()
+        reply = self._ask(("load",), LOAD_SECONDS, "loading", load=True)
+        if "error" in reply:
+            self.close()
+            raise ImplLoadError(str(reply["error"]))
+        self.layers = [str(x) for x in reply.get("layers", [])]
+        self.notes.extend(str(n) for n in reply.get("notes", []))
+        self.labels = {str(k): str(v) for k, v in reply.get("labels", {}).items()}
+        return self.layers
+
+    def close(self) -> None:
+        if self._pid and self._owner == os.getpid():
+            try:
+                os.kill(self._pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._reap()
+            self._conn.close()
+            self._shm_file.close()
+        self._pid = None
+
+    def _reap(self) -> None:
+        try:
+            os.waitpid(self._pid, 0)
+        except ChildProcessError:
+            pass
+
+    def _alive(self) -> bool:
+        return bool(self._pid) and self._owner == os.getpid()
+
+    # -- the adapter's interface, as the checker calls it --------------------------------
+    def for_layer(self, layer: str) -> "Layer":
+        return Layer(self, layer)
+
+    def call(self, layer, case, role, arrays: dict):
+        """Run forward (role "forward": arrays are the inputs) or backward (arrays: dout)
+        in the worker; the reply's arrays, copied. In-place changes the code made to its
+        inputs are copied back into `arrays`, as they would have been in this process."""
+        if case is not self._case:
+            self._case, self._deadline = case, time.monotonic() + self.timeout
+        if not self._alive():
+            self.start()
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise ImplError(f"timed out after {self.timeout:g} s (the case's time ran out)")
+        metas = self._put(arrays)
+        reply = self._ask(("call", layer, case, role, metas, left), left + GRACE, role)
+        self.notes.extend(str(n) for n in reply.get("notes", []))
+        if "error" in reply:
+            raise ImplError(str(reply["error"]))
+        for name in reply.get("mutated", []):
+            if name in arrays:
+                np.copyto(arrays[name], self._get(metas[name], exact=True))
+        return {str(k): self._get(v) for k, v in reply["arrays"].items()}
+
+    def take_notes(self) -> list:
+        taken, self.notes = self.notes, []
+        with self._lock:
+            printed, dropped, self._printed, self._dropped = bytes(self._printed), self._dropped, bytearray(), 0
+        if printed:
+            _show_printed(self.label, printed.decode("utf-8", "replace"), dropped)
+        return taken
+
+    # -- transport ------------------------------------------------------------------------
+    def _ensure(self, nbytes: int) -> None:
+        if nbytes <= self._size:
+            return
+        self._size = max(MIN_SHM, 2 * nbytes)
+        os.ftruncate(self._shm_file.fileno(), self._size)
+        self._map = mmap.mmap(self._shm_file.fileno(), self._size)
+        self._ask(("map", self._size), GRACE + 5, "mapping memory")
+
+    def _put(self, arrays: dict) -> dict:
+        """Write the arrays into shared memory; their (dtype, shape, offset), and room after."""
+        need = sum(_aligned(a.nbytes) for a in arrays.values())
+        self._ensure(4 * need + MIN_SHM // 4)  # room for what comes back
+        metas, offset = {}, 0
+        for name, a in arrays.items():
+            a = np.ascontiguousarray(a)
+            np.frombuffer(self._map, a.dtype, a.size, offset)[...] = a.reshape(-1)
+            metas[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset}
+            offset += _aligned(a.nbytes)
+        metas["_free"] = offset
+        return metas
+
+    def _get(self, meta, exact=False) -> np.ndarray:
+        """A validated copy of an array the worker wrote (a zero-size stand-in when it was
+        too large to send: its shape is what the judge reports)."""
+        try:
+            dtype = DTYPES[meta["dtype"]]
+            shape = tuple(int(n) for n in meta["shape"])
+            if len(shape) > 8 or min(shape, default=1) < 0:
+                raise ValueError
+        except (KeyError, TypeError, ValueError):
+            raise ImplError(f"the worker sent an array description cnncheck cannot read: {str(meta)[:80]}")
+        if meta.get("offset") is None:
+            return np.broadcast_to(np.zeros(1, dtype), shape)
+        offset, count = int(meta["offset"]), int(np.prod(shape, dtype=np.int64))
+        if offset < 0 or offset + count * dtype.itemsize > self._size:
+            raise ImplError("the worker sent an array outside its shared memory")
+        return np.frombuffer(self._map, dtype, count, offset).reshape(shape).copy()
+
+    def _ask(self, message, seconds: float, what: str, load=False) -> dict:
+        """Send a message, wait up to `seconds` for the reply; a dead or late worker is an
+        ImplError (ImplLoadError while loading)."""
+        from cnncheck.impl import ImplLoadError
+        error = ImplLoadError if load else ImplError
+        try:
+            self._conn.send(message)
+            if self._conn.poll(seconds):
+                raw = self._conn.recv_bytes(maxlength=2**22)
+                reply = json.loads(raw)
+                if isinstance(reply, dict):
+                    return reply
+                raise ValueError("not a mapping")
+        except (EOFError, OSError, ValueError):
+            how = self._ended()
+            raise error(f"the process running {self.label} ended during {what}: {how}") from None
+        self.close()  # too late: stopped for good
+        limit = self.timeout if not load else seconds
+        raise error(f"timed out after {limit:g} s during {what} (the code did not return; stopped)")
+
+    def _ended(self) -> str:
+        """How the worker ended; one that is still running broke the reply protocol (it
+        wrote on the judge's pipe) and is stopped."""
+        status = 0
+        for _ in range(100):  # an exiting worker closes its pipe a moment before it is reaped
+            pid, status = os.waitpid(self._pid, os.WNOHANG)
+            if pid:
+                break
+            time.sleep(0.01)
+        else:
+            self.close()
+            return "it wrote something other than a reply on cnncheck's pipe, and was stopped"
+        self._pid = None
+        self._conn.close()
+        self._shm_file.close()
+        return _status(status)
+
+    def _drain(self, fd: int) -> None:
+        """Keep the first output_limit bytes the worker prints; count the rest."""
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(65536):
+                with self._lock:
+                    room = max(0, self.output_limit - len(self._printed))
+                    self._printed += chunk[:room]
+                    self._dropped += max(0, len(chunk) - room)
+
+
+class Layer:
+    """One layer of a worker's code, with the adapter interface the checker calls."""
+
+    isolated = True
+
+    def __init__(self, worker: Worker, layer: str):
+        self.worker, self.layer = worker, layer
+
+    @property
+    def label(self) -> str:
+        return getattr(self.worker, "labels", {}).get(self.layer, self.worker.label)
+
+    def run_forward(self, case, arrays: dict):
+        return self.worker.call(self.layer, case, "forward", arrays)["out"]
+
+    def run_backward(self, case, dout) -> dict:
+        return self.worker.call(self.layer, case, "backward", {"dout": dout})
+
+    def take_notes(self) -> list:
+        return self.worker.take_notes()
+
+
+def _status(status: int) -> str:
+    """A wait status in words."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        why = " (out of memory?)" if sig == signal.SIGKILL else ""
+        return f"it was killed by signal {name}{why}"
+    code = os.WEXITSTATUS(status)
+    return f"it exited with status {code} (does the code call exit() or os._exit()?)"
+
+
+def _aligned(n: int) -> int:
+    return -(-n // 64) * 64
+
+
+def _show_printed(label: str, text: str, dropped: int, lines: int = 20) -> None:
+    rows = text.splitlines()
+    more = len(rows) - lines
+    shown = rows[:lines] + ([f"... {more} more lines"] if more > 0 else [])
+    if dropped:
+        shown.append(f"... and {dropped} more bytes (limit reached)")
+    sys.stderr.write(f"{label} printed:\n" + "".join(f"  | {r}\n" for r in shown))
+
+
+# -- the worker's side --------------------------------------------------------------------
+def _serve(conn, out_fd: int, spec: Worker) -> None:
+    """The worker's loop: never returns, always ends with os._exit."""
+    try:
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        os.close(out_fd)
+        sys.stdout = open(1, "w", buffering=1, errors="replace", closefd=False)
+        sys.stderr = open(2, "w", buffering=1, errors="replace", closefd=False)
+        sys.stdin = open(os.devnull)
+        os.setpgrp()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if spec.memory_limit:
+            resource.setrlimit(resource.RLIMIT_AS, (spec.memory_limit, spec.memory_limit))
+        state = _WorkerState(conn, spec)
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                break
+            reply = state.handle(message)
+            conn.send_bytes(json.dumps(reply).encode())
+    except BaseException:  # noqa: BLE001 - the judge hears of it as an ended worker
+        pass
+    os._exit(0)
+
+
+class _WorkerState:
+    def __init__(self, conn, spec: Worker):
+        self.conn, self.spec = conn, spec
+        self.adapters, self.map, self.size = {}, None, 0
+
+    def handle(self, message) -> dict:
+        kind = message[0]
+        try:
+            if kind == "load":
+                return self.load()
+            if kind == "map":
+                self.size = message[1]
+                self.map = mmap.mmap(self.spec._shm_file.fileno(), self.size)
+                return {}
+            return self.call(*message[1:])
+        except BaseException as e:  # noqa: BLE001 - anything the code does is a finding
+            return {"error": _one_line(e)}
+
+    def load(self) -> dict:
+        from cnncheck.impl import ImplLoadError, import_spec
+        from cnncheck.protocols.detect import adapters
+        if self.spec.objects is not None:
+            self.adapters = dict(self.spec.objects)
+        else:
+            try:
+                _alarm(LOAD_SECONDS, LOAD_SECONDS)
+                module, root = import_spec(self.spec.source)
+                self.adapters = adapters(module, root, str(self.spec.source), **self.spec.load_args)
+            except ImplLoadError as e:
+                return {"error": str(e)}
+            except StudentTimeout:
+                return {"error": f"cannot load {self.spec.source}: timed out after {LOAD_SECONDS:g} s"}
+            finally:
+                _alarm(0)
+        notes = [n for a in self.adapters.values() for n in a.take_notes()]
+        return {"layers": list(self.adapters), "notes": list(dict.fromkeys(notes)),
+                "labels": {k: a.label for k, a in self.adapters.items()}}
+
+    def call(self, layer, case, role, metas, seconds) -> dict:
+        adapter = self.adapters.get(layer)
+        if adapter is None:
+            return {"error": f"{self.spec.label} defines no {layer} layer"}
+        free = metas.pop("_free")
+        sent = {n: np.frombuffer(self.map, np.dtype(m["dtype"]), int(np.prod(m["shape"])), m["offset"])
+                .reshape(m["shape"]) for n, m in metas.items()}
+        arrays = {n: a.copy() for n, a in sent.items()}
+        _alarm(seconds, self.spec.timeout)
+        try:
+            if role == "forward":
+                result = {"out": adapter.run_forward(case, arrays)}
+            else:
+                result = adapter.run_backward(case, arrays["dout"])
+        except ImplError as e:
+            return {"error": str(e), "notes": adapter.take_notes()}
+        finally:
+            _alarm(0)
+        mutated = [n for n in arrays if not np.array_equal(arrays[n], sent[n], equal_nan=True)]
+        for n in mutated:
+            sent[n][...] = arrays[n]
+        reply = {"arrays": {}, "mutated": mutated, "notes": adapter.take_notes()}
+        for name, a in result.items():
+            a = np.ascontiguousarray(a)
+            if a.dtype.str not in DTYPES:
+                return {"error": f"{name} has dtype {a.dtype}, expected a float array"}
+            meta = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": None}
+            if free + a.nbytes <= self.size:
+                np.frombuffer(self.map, a.dtype, a.size, free)[...] = a.reshape(-1)
+                meta["offset"] = free
+                free += _aligned(a.nbytes)
+            reply["arrays"][name] = meta
+        return reply
+
+
+def _alarm(seconds: float, limit: float = 0) -> None:
+    """Raise StudentTimeout in the worker after `seconds` (0: cancel); its message names
+    the limit that ran out."""
+    def ring(*_):
+        raise StudentTimeout(f"{limit:g} s")
+    signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001) if seconds else 0)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
