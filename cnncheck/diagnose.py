@@ -1,9 +1,12 @@
 """Diagnosis from evidence: a hint where the failures point to a known bug class, a heat map.
 
-Two kinds of evidence. An error message can name its cause outright (Python 2 habits, numpy
-names removed in 1.24 and 2.0): `error_hint` maps it to a fix. Otherwise the pattern of which
-cases fail says it: a bug that fails exactly the cases with pad 0, or exactly those with
-stride > 1, has few explanations (`evidence_hint`). No pattern, no hint.
+Three kinds of evidence, combined over the file so that two bugs give two hints. An error
+message can name its cause outright (Python 2 habits, numpy names removed in 1.24 and 2.0):
+`error_hint` maps it to a fix. A failing check can show its cause on its own (a `Sign`: a dx
+with a zero dimension at pad 0, a gradient that stays all zeros, a numerical gradient of zero,
+errors only on the border). And a quantity that fails exactly in the cases with pad 0, or
+exactly those with stride > 1, has few explanations (a `Pattern`). Rules shared by every
+layer live here; a layer's own come from its record (`case.kind.hints`). No evidence, no hint.
 """
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ import os
 import re
 import tokenize
 
-from cnncheck.case import Case
+from cnncheck.evidence import (ERROR, GRADS, Pattern, Sign, analytic_zero, is_shape, nonsquare_input,
+                               nonsquare_kernel, numerical_zero, overlapping, ratio, source_line)
 from cnncheck.gradcheck import CaseResult
 
 PY2_DIVISION = ("Python 2 `/` gives a float in Python 3: use `//` for sizes and indices, "
@@ -183,68 +187,160 @@ def habits_note(filename: str, source: str) -> str | None:
     return f"Python 2 habits in {os.path.basename(filename)}: {where}: use {use}"
 
 
-# -- evidence from the pattern of failures ----------------------------------------------
-def _nonsquare_input(c: Case) -> bool:
-    return c.x_shape[2] != c.x_shape[3]
-
-
-def _nonsquare_kernel(c: Case) -> bool:
-    return c.kernel[0] != c.kernel[1]
-
-
-def _overlapping(c: Case) -> bool:
-    return any(s < k for s, k in zip(c.stride, c.kernel))
-
-
+# -- evidence: each failing check's own, then the pattern over the file -----------------------
 HW = "height and width mixed up (W' computed from H or HH, a window or argmax unravelled with the wrong size)"
-# (name, layers, predicate, hint): a hint applies when the failing cases are exactly those
-# where the predicate holds, and some case where it does not hold passed.
+SEP = "; "  # between the hints of one case (no hint text holds it)
+PARAM_OF = {"dx": "x", "dw": "w", "db": "b"}
+
+# Shared by every layer kind; a kind's own rules come from its record (case.kind.hints).
 PATTERNS = [
-    ("pad 0", ("conv",), lambda c: c.pad == (0, 0),
-     "fails only at pad 0: an unpad slice like `dx_pad[:, :, pad:-pad, pad:-pad]` is empty when "
-     "pad is 0 (use `pad:pad + H`), or an `if pad > 0:` has no else"),
-    ("pad not 1", ("conv",), lambda c: c.pad != (1, 1),
-     "fails wherever pad is not 1: the unpad crop is hard-coded (`dx_pad[:, :, 1:-1, 1:-1]`): "
-     "use `dx_pad[:, :, pad:pad + H, pad:pad + W]`"),
-    ("overlap", ("conv", "max_pool", "avg_pool"), _overlapping,
-     "fails only where windows overlap (stride < window): backward assigns (`dx[...] = ...`) "
-     "where it must accumulate (`+=`)"),
-    ("stride", ("conv", "max_pool", "avg_pool"), lambda c: max(c.stride) > 1,
-     "fails only at stride > 1: the stride is left out of the window indexing "
-     "(use `i * stride`, not `i`)"),
-    ("non-square input", ("conv", "max_pool", "avg_pool"), _nonsquare_input,
-     "fails only on non-square inputs: " + HW),
-    ("non-square kernel", ("conv", "max_pool", "avg_pool"), _nonsquare_kernel,
-     "fails only with non-square kernels or pools: " + HW),
-    ("non-square", ("conv", "max_pool", "avg_pool"), lambda c: _nonsquare_input(c) or _nonsquare_kernel(c),
-     "fails only on non-square cases: " + HW),
-    ("non-square output", ("conv", "max_pool", "avg_pool"), lambda c: c.out_hw()[0] != c.out_hw()[1],
-     "fails only where the output is not square (H' != W'): out_h used where out_w is needed, "
-     "e.g. in a flat index `i * out_h + j`"),
+    Pattern("overlap", overlapping,
+            "fails only where windows overlap (stride < window): backward assigns (`dx[...] = ...`) "
+            "where it must accumulate (`+=`)", grads=GRADS),
+    Pattern("stride", lambda c: max(c.stride) > 1,
+            "fails only at stride > 1: the stride is left out of the window indexing "
+            "(use `i * stride`, not `i`)"),
+    Pattern("non-square input", nonsquare_input, "fails only on non-square inputs: " + HW),
+    Pattern("non-square kernel", nonsquare_kernel, "fails only with non-square kernels or pools: " + HW),
+    Pattern("non-square", lambda c: nonsquare_input(c) or nonsquare_kernel(c),
+            "fails only on non-square cases: " + HW),
+    Pattern("non-square output", lambda c: c.out_hw()[0] != c.out_hw()[1],
+            "fails only where the output is not square (H' != W'): out_h used where out_w is needed, "
+            "e.g. in a flat index `i * out_h + j`"),
 ]
 
 
-def evidence_hint(results: list[CaseResult], layer: str) -> str | None:
-    """The hint whose pattern matches the failing cases of one layer exactly, if one does."""
-    runs = [r for r in results if r.case.layer == layer]
-    failing = {id(r) for r in runs if not r.passed}
-    if not failing or len(failing) == len(runs):
-        return None
-    for _, layers, holds, hint in PATTERNS:
-        if layer in layers and failing == {id(r) for r in runs if holds(r.case)}:
-            return hint
+def _factor(r, c) -> str:
+    k = ratio(c)
+    if abs(k + 1) < 1e-6:
+        return f"{c.name} has the wrong sign everywhere: a `-=` where `+=` belongs, or a minus too many?"
+    return (f"{c.name} is {k:.4g} times the numerical gradient everywhere: a factor too many or missing "
+            f"(a sum counted once per sample, a mean for a sum, a division by the window size?)")
+
+
+SIGNS = [
+    Sign("all zeros", analytic_zero,
+         lambda r, c: f"{c.name} is all zeros: is the gradient written into a local name "
+                      f"(`window = window + ...`) instead of into {c.name}?"),
+    Sign("forward ignores its input", numerical_zero,
+         lambda r, c: f"the numerical {c.name} is zero: your forward's output does not change when "
+                      f"{PARAM_OF[c.name]} does (does it read {PARAM_OF[c.name]}, or an array computed "
+                      f"before the call?)", backward=False),
+    Sign("same output", lambda r, c: "same output for a different" in (c.message or ""),
+         "your forward ignores changes to its input: does it read x (and w, b), or an array "
+         "computed before the call?", grads=("out",), backward=False),
+    Sign("factor", lambda r, c: ratio(c) is not None, _factor),
+]
+
+
+def _failures(r: CaseResult):
+    """(quantity, check) for every failing check of a case, (quantity, None) for its error:
+    a forward's error counts as `out`, any other as `error`."""
+    for c in r.checks:
+        if not c.passed:
+            yield c.name, c
+    if r.error:
+        yield ("out" if "forward" in r.error and "backward" not in r.error else ERROR), None
+
+
+def _forward_ok(r: CaseResult) -> bool:
+    return all(c.passed for c in r.checks if c.name == "out") and not (
+        r.error and "forward" in r.error and "backward" not in r.error)
+
+
+def _groups(runs: list[CaseResult]):
+    """(quantity, cases where it was checked, cases where it failed) for each way a quantity
+    can fail: its values, its shape, an error (errors grouped by their text, digits aside).
+    A gradient's values count only where the forward passed: a forward fault is not the
+    backward's."""
+    quantities = dict.fromkeys(c.name for r in runs for c in r.checks)
+    for q in quantities:
+        have = [(r, next(c for c in r.checks if c.name == q)) for r in runs if any(c.name == q for c in r.checks)]
+        yield q, {id(r) for r, _ in have}, {id(r) for r, c in have if not c.passed and is_shape(c)}
+        values = [(r, c) for r, c in have if not is_shape(c) and (q == "out" or _forward_ok(r))]
+        yield q, {id(r) for r, _ in values}, {id(r) for r, c in values if not c.passed}
+    texts = {}
+    for r in runs:
+        for q, c in _failures(r):
+            if c is None:
+                texts.setdefault((q, re.sub(r"\d+", "#", r.error)), set()).add(id(r))
+    for (q, _), failing in texts.items():
+        yield q, {id(r) for r in runs}, failing
+
+
+def _explain(patterns: list, q: str, runs: list, universe: set, failing: set) -> list:
+    """The pattern whose cases (among those checked) are exactly the failing ones; else the one
+    pair of patterns whose cases together are (two bugs in one quantity); else none."""
+    if not failing or failing == universe:
+        return []
+    sets = []
+    for p in patterns:
+        s = {id(r) for r in runs if id(r) in universe and p.holds(r.case)}
+        if q in p.grads and s and s != universe:
+            sets.append((p, frozenset(s)))
+    exact = [p for p, s in sets if s == failing]
+    if exact:
+        return exact[:1]
+    inside = [(p, s) for p, s in sets if s <= failing]
+    pairs = {}
+    for i, (p, s) in enumerate(inside):
+        for p2, s2 in inside[i + 1:]:
+            if s | s2 == failing and not (s <= s2 or s2 <= s):
+                pairs.setdefault(frozenset((s, s2)), [p, p2])
+    return next(iter(pairs.values())) if len(pairs) == 1 else []
+
+
+def source_of(results: list[CaseResult]) -> str | None:
+    """The student's file, as an error names it ("at layers.py:42", "(layers.py:22)")."""
+    for r in results:
+        m = re.search(r"([^\s()'\"]+\.py):\d+", r.error or "")
+        if m and os.path.isfile(m.group(1)):
+            return m.group(1)
     return None
 
 
-def diagnose(results: list[CaseResult]) -> list[CaseResult]:
-    """Attach CaseResult.hint to failed cases where the evidence points to a bug class."""
-    for layer in {r.case.layer for r in results}:
-        pattern = evidence_hint(results, layer)
-        for r in results:
-            if r.case.layer == layer and not r.passed and r.hint is None:
-                found = [pattern, error_hint(r.error) if r.error else None]
-                r.hint = "; ".join(h for h in found if h) or None
+def diagnose(results: list[CaseResult], source: str | None = None) -> list[CaseResult]:
+    """Attach CaseResult.hint to failed cases: every bug class its own evidence or the
+    file's pattern of failures points to, joined by SEP. `source`: the student's file, to
+    point at its lines (else the file an error names)."""
+    source = source or source_of(results)
+    for layer in dict.fromkeys(r.case.layer for r in results):
+        runs = [r for r in results if r.case.layer == layer]
+        own = runs[0].case.kind.hints
+        signs = [h for h in own if isinstance(h, Sign)] + SIGNS
+        patterns = [h for h in own if isinstance(h, Pattern)] + PATTERNS
+        found = {id(r): [r.hint] if r.hint else [] for r in runs}
+
+        def add(rid, text, line=None):
+            where = source_line(source, line)
+            text = f"{text} (see {where})" if where else text
+            if text not in found[rid]:
+                found[rid].append(text)
+
+        signed = set()  # (case, quantity) a sign explains: its pattern adds nothing
+        for r in runs:
+            for q, c in _failures(r):
+                s = next((s for s in signs if q in s.grads and (not s.backward or _forward_ok(r))
+                          and s.test(r, c)), None)  # the layer's own first, the most specific
+                if s:
+                    add(id(r), s.text(r, c), s.line)
+                    signed.add((id(r), q))
+            if r.error and (h := error_hint(r.error)):
+                add(id(r), h)
+        for q, universe, failing in _groups(runs):
+            if all((rid, q) in signed for rid in failing):
+                continue
+            for p in _explain(patterns, q, runs, universe, failing):
+                for rid in failing:  # "dw fails only at stride > 1: ..."
+                    add(rid, p.hint if q == ERROR else f"{q} {p.hint}", p.line)
+        for r in runs:
+            r.hint = SEP.join(found[id(r)]) or None
     return results
+
+
+def hints_of(r: CaseResult) -> list[str]:
+    """A case's hints, one by one."""
+    return r.hint.split(SEP) if r.hint else []
 
 
 # -- the heat map --------------------------------------------------------------------------

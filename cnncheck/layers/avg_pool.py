@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnncheck.layers._geometry import _out_size, _pair, _window
+from cnncheck.evidence import Sign, ratio
 from cnncheck.layers.kind import Functions, LayerKind
 from cnncheck.layers.suites import POOL_DEFAULT, POOL_LINSPACE, POOL_SUITE
 
@@ -117,6 +118,20 @@ def avg_pool_backward_fast(dout, cache):
     return dx
 
 
+# -- what its students get wrong (read by diagnose) ----------------------------------------
+def _area_factor(r, c) -> bool:
+    """dx off by the window's area, one way or the other: dout not divided, or divided twice."""
+    k, area = ratio(c), r.case.kernel[0] * r.case.kernel[1]
+    return k is not None and any(abs(k - f) <= 1e-6 * f for f in (area, 1 / area))
+
+
+HINTS = (
+    Sign("window area", _area_factor,
+         lambda r, c: f"dx is {ratio(c):.4g} times the numerical gradient: each element of a window "
+                      "gets dout / (pool_height * pool_width), divided once", grads=("dx",)),
+)
+
+
 # -- the record -----------------------------------------------------------------------
 KIND = LayerKind(
     name="avg_pool", command="pool", inputs=("x",),
@@ -126,5 +141,6 @@ KIND = LayerKind(
     linear_in=frozenset({"x"}),
     default={"name": "average-pool backward", **POOL_DEFAULT},
     suite=POOL_SUITE, linspace=POOL_LINSPACE,
+    hints=HINTS,
     summary="average pooling: x (N, C, H, W) -> out (N, C, H', W')",
 )

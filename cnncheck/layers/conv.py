@@ -5,6 +5,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cnncheck.layers._geometry import _out_size, _pad, _pair, _window
+from cnncheck.evidence import ERROR, Pattern, Sign, border_only, shape_of
 from cnncheck.layers.kind import Classes, Colour, Functions, LayerKind, _label, _plain, spatial_colours, spatial_count
 
 NOTEBOOK_FORWARD = {"x": "linspace", "w": "linspace", "b": "linspace"}
@@ -227,6 +228,40 @@ class Conv(LayerKind):
         return "(HH, WW), summed over F and C" if gname == "dw" else "(H, W), summed over N and C"
 
 
+# -- what its students get wrong (read by diagnose) ----------------------------------------
+UNPAD = r"pad\s*:\s*-\s*pad|if\s+pad\s*(>|!=)\s*0"  # the lines an unpad at pad 0 goes wrong on
+HARD_CODED = r"\b1\s*:\s*-\s*1\b"
+PAD0 = ("fails only at pad 0: an unpad slice like `dx_pad[:, :, pad:-pad, pad:-pad]` is empty when "
+        "pad is 0 (use `pad:pad + H`), or an `if pad > 0:` has no else")
+PAD_NOT_1 = ("fails wherever pad is not 1: the unpad crop is hard-coded (`dx_pad[:, :, 1:-1, 1:-1]`): "
+             "use `dx_pad[:, :, pad:pad + H, pad:pad + W]`")
+
+
+def _emptied(r, c) -> bool:
+    """dx came back with no rows or columns, at pad 0: `pad:-pad` is `0:0`."""
+    shape = shape_of(c)
+    return shape is not None and r.case.pad == (0, 0) and 0 in shape[2:]
+
+
+def _cropped_by_one(r, c) -> bool:
+    """dx is dx_pad less one row and column on each side, where pad is not 1."""
+    shape, (H, W), (ph, pw) = shape_of(c), r.case.x_shape[2:], r.case.pad
+    return shape is not None and r.case.pad != (1, 1) and tuple(shape[2:]) == (H + 2 * ph - 2, W + 2 * pw - 2)
+
+
+HINTS = (
+    Sign("unpad empties dx", _emptied,
+         "dx is empty at pad 0: `dx_pad[:, :, pad:-pad, pad:-pad]` is `0:0` when pad is 0: "
+         "use `dx_pad[:, :, pad:pad + H, pad:pad + W]`", grads=("dx",), line=UNPAD),
+    Sign("unpad hard-coded", _cropped_by_one, PAD_NOT_1, grads=("dx",), line=HARD_CODED),
+    Sign("border", border_only,
+         "dx is wrong only on its border: the padding is handled wrong in backward (keep the windows "
+         "in the padded dx_pad, then take dx_pad[:, :, pad:pad + H, pad:pad + W])", grads=("dx",)),
+    Pattern("pad 0", lambda c: c.pad == (0, 0), PAD0, grads=("dx", ERROR), line=UNPAD),
+    Pattern("pad not 1", lambda c: c.pad != (1, 1), PAD_NOT_1, grads=("dx", ERROR), line=HARD_CODED),
+)
+
+
 KIND = Conv(
     name="conv", command="conv", inputs=("x", "w", "b"),
     param_key="conv_param", param_keys=("stride", "pad"),
@@ -245,5 +280,6 @@ KIND = Conv(
     suite=tuple((name, {"x_shape": x, "w_shape": w, "stride": s, "pad": p, "inputs": inputs})
                 for name, x, w, s, p, inputs in SUITE),
     linspace={"x": (-0.1, 0.5), "w": (-0.2, 0.3), "b": (-0.1, 0.2)},
+    hints=HINTS,
     summary="convolution: x (N, C, H, W), w (F, C, HH, WW), b (F,) -> out (N, F, H', W')",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnncheck.layers._geometry import _lowest, _out_size, _pad, _pair, _window
+from cnncheck.evidence import Sign, overlapping
 from cnncheck.layers.kind import Classes, Functions, LayerKind
 from cnncheck.layers.suites import POOL_DEFAULT, POOL_LINSPACE, POOL_SUITE
 
@@ -168,7 +169,9 @@ class MaxPool(LayerKind):
 def conserve(case, chk, dx, dout) -> None:
     """Max pooling hands each window's dout to its maxima, however ties are split, so for
     every sample and channel sum(dx) = sum(dout). Kinks are left out of the element-wise
-    verdict; this catches a backward that gives every tied maximum the full dout."""
+    verdict; this catches a backward that gives every tied maximum the full dout, and one
+    that loses part of dout or counts it twice (`=` for `+=` where windows overlap). Ties are
+    named only when the inputs hold some."""
     dx, dout = dx.astype(np.float64), dout.astype(np.float64)
     excess = dx.sum(axis=(2, 3)) - dout.sum(axis=(2, 3))
     scale = np.abs(dout).sum(axis=(2, 3))
@@ -179,9 +182,40 @@ def conserve(case, chk, dx, dout) -> None:
         if chk.passed:  # no element shows it, only the sum: its worst elements would mislead
             chk.worst, chk.error_map = [], None
         chk.passed = False
-        chk.message = (f"sum(dx) - sum(dout) = {excess[n, c]:.4g} at sample {n}, channel {c}: "
-                       "each window's dout must be shared among its maxima, not given to each "
-                       "of several tied maxima in full")
+        why = TIED if has_ties(case) else NO_TIES
+        chk.message = f"sum(dx) - sum(dout) = {excess[n, c]:.4g} at sample {n}, channel {c}: {why}"
+
+
+NO_TIES = "no ties here: part of dout was lost or counted twice (overwritten windows?)"
+TIED = ("each window's dout must reach its maxima once in all: shared among tied maxima, not given "
+        "to each in full, and neither lost nor counted twice (overwritten windows?)")
+
+
+def has_ties(case) -> bool:
+    """Does some window of the case's input hold its maximum twice?"""
+    from cnncheck.case import make_arrays  # the case's own x, drawn again from its seed
+
+    x = make_arrays(case)["x"].astype(np.float64)
+    if any(case.pad):
+        (ph, pw) = case.pad
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
+    (kh, kw), (sh, sw), (Ho, Wo) = case.kernel, case.stride, case.out_hw()
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :Ho, :Wo]
+    top = win.max(axis=(4, 5), keepdims=True)
+    return bool(((win == top).sum(axis=(4, 5)) > 1).any())
+
+
+# -- what its students get wrong (read by diagnose) ----------------------------------------
+def _overwritten(r, c) -> bool:
+    """dout lost or counted twice with no ties to blame, where windows overlap."""
+    return NO_TIES in (c.message or "") and overlapping(r.case)
+
+
+HINTS = (
+    Sign("overwritten windows", _overwritten,
+         "windows overlap here, and backward assigns (`dx[...] = ...`) where it must accumulate "
+         "(`+=`): a later window overwrites what an earlier one gave", grads=("dx",)),
+)
 
 
 KIND = MaxPool(
@@ -197,5 +231,6 @@ KIND = MaxPool(
     kinks=frozenset({"dx"}),
     default={"name": "cs231n max-pool backward", **POOL_DEFAULT},
     suite=POOL_SUITE, linspace=POOL_LINSPACE,
+    hints=HINTS,
     summary="max pooling: x (N, C, H, W) -> out (N, C, H', W')",
 )
