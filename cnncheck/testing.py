@@ -11,36 +11,14 @@ hint where the failures point to a known bug. Its frames are hidden from pytest 
 """
 from __future__ import annotations
 
-import os
 
-from cnncheck import impl as impl_mod
-from cnncheck import layers
-from cnncheck.config import ConfigError, load_cases
-from cnncheck.diagnose import diagnose
+from cnncheck.api import check
+from cnncheck.config import ConfigError
 from cnncheck.gradcheck import CaseResult
 from cnncheck.report import failure_text
-from cnncheck.runner import run_cases
-from cnncheck.suites import cases_for
 
 from cnncheck.layers import KINDS as LAYERS
 SHOWN = 3  # failed cases reported in full
-
-
-def layer_cases(layer: str, config=None, overrides: dict | None = None) -> list:
-    """The cases for layer: the default suite, or the config file(s)' cases of that layer.
-
-    overrides: keys as in the config (seed, dtype, mode, tolerance, taylor, x_shape, ...).
-    Raises ConfigError for a bad config or override.
-    """
-    command = layers.get(layer).command
-    overrides = dict(overrides or {})
-    if config is None:
-        return cases_for(command, {**overrides, "layer": layer})
-    paths = [os.fspath(config)] if isinstance(config, (str, os.PathLike)) else [os.fspath(p) for p in config]
-    cases = [c for c in load_cases(paths, command, overrides) if c.layer == layer]
-    if not cases:
-        raise ConfigError(f"{', '.join(paths)}: no {layer} case")
-    return cases
 
 
 def failure_report(results: list[CaseResult], label: str) -> str:
@@ -63,23 +41,23 @@ def failure_report(results: list[CaseResult], label: str) -> str:
 
 
 def assert_layer_ok(impl, layer: str = "conv", config=None, **overrides) -> None:
-    """Raise AssertionError with the report unless every case passes.
+    """Raise AssertionError with the report unless every case passes: a thin wrapper over
+    cnncheck.check, whose arguments it takes.
 
     impl: a path to the student's .py file (or a directory holding layers.py), a module name,
-    or a module object. layer: "conv", "max_pool" or "avg_pool". config: a YAML file (or a
-    list of files) whose cases of this layer run instead of the default suite. overrides:
-    config keys applied to every case, e.g. seed=0, dtype="float32", mode="dense".
+    a module object, a layer class, or a forward function (then give backward=...). layer:
+    "conv", "max_pool", "avg_pool", ... config: a YAML file (or a list of files) whose cases
+    of this layer run instead of the default suite. overrides: config keys applied to every
+    case, e.g. seed=0, dtype="float32", mode="dense".
     """
     __tracebackhide__ = True
     if layer not in LAYERS:
         raise ValueError(f"layer must be one of {', '.join(LAYERS)}, not {layer!r}")
     try:
-        cases = layer_cases(layer, config, overrides)
-        student = impl_mod.load(impl, layer)
+        report = check(layer, impl, config=config, **overrides)
     except ConfigError as e:
         raise ConfigError(str(e)) from None
-    except impl_mod.ImplLoadError as e:
-        raise AssertionError(str(e)) from None
-    results = diagnose(run_cases(cases, impl=student))
-    if not all(r.passed for r in results):
-        raise AssertionError(failure_report(results, student.label))
+    if report.error:
+        raise AssertionError(report.error)
+    if not report.passed:
+        raise AssertionError(failure_report(report.results, report.label))
