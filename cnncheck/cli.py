@@ -11,7 +11,8 @@ import sys
 import click
 from rich.console import Console
 
-from cnncheck import __version__, diagnose, impl, report, runner, suites, worker
+from cnncheck import __version__, api, diagnose, impl, report, runner, suites, worker
+from cnncheck.grade import grade
 from cnncheck.config import ConfigError, load_cases
 
 
@@ -103,13 +104,14 @@ def common_options(f):
                      help="Also run the Taylor test: residuals at steps 0.1 ... 2e-4 and their order."),
         click.option("--format", "fmt", type=click.Choice(["table", "json", "junit"]), default="table",
                      show_default=True, help="Output format on stdout."),
+        click.option("-v", "--verbose", is_flag=True, help="Table: every case's table, passing ones too."),
     ]
     return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
 
 
 def overrides(opts: dict) -> dict:
     """Flags the user gave, in the config's own terms."""
-    skip = ("configs", "fmt", "avg", *RUN_OPTIONS)
+    skip = ("configs", "fmt", "avg", "verbose", *RUN_OPTIONS)
     out = {k: v for k, v in opts.items() if v is not None and k not in skip}
     for key, count in (("x_shape", (4,)), ("w_shape", (4,))):
         if key in out:
@@ -134,14 +136,18 @@ def run(command: str, opts: dict) -> None:
         results = diagnose.diagnose(check_all(cases, load_impls(cases, opts), opts["timeout"], opts["jobs"]))
     finally:
         worker.shutdown()  # every worker is gone before the verdict is written
-    out = Console()
-    if opts["fmt"] == "json":
+    emit(results, opts["fmt"], opts["verbose"])
+    sys.exit(0 if all(r.passed for r in results) else 1)
+
+
+def emit(results, fmt: str, verbose: bool = False) -> None:
+    """The result on stdout, in the chosen format."""
+    if fmt == "json":
         click.echo(report.to_json(results))
-    elif opts["fmt"] == "junit":
+    elif fmt == "junit":
         click.echo(report.to_junit(results))
     else:
-        report.print_table(results, out)
-    sys.exit(0 if all(r.passed for r in results) else 1)
+        report.print_table(results, Console(), verbose=verbose)
 
 
 def load_impls(cases, opts) -> dict | None:
@@ -213,3 +219,47 @@ def pool(**opts):
       cnncheck pool --impl assignment2/cs231n/layers.py --jobs auto --format json
     """
     run("pool", opts)
+
+
+@main.command("check")
+@click.argument("path", metavar="FILE")
+@click.option("--config", "configs", multiple=True, metavar="FILE",
+              help="YAML config file (repeatable): its cases of the file's layers run instead of the default suites.")
+@click.option("--protocol", type=click.Choice(["cs231n", "dlfs"]),
+              help="How the file's layers are called (default: detected).")
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=worker.DEFAULT_TIMEOUT,
+              show_default=True, metavar="SECONDS", help="Wall time per case.")
+@click.option("--memory-limit", callback=_bytes, default="4G", show_default=True, metavar="SIZE",
+              help="Memory for the process running the file's code.")
+@click.option("--jobs", callback=_jobs, metavar="N|auto", help="Run cases in N judge processes.")
+@click.option("--seed", type=int, help="Random seed for inputs and dout.")
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), help="Layer dtype.")
+@click.option("--mode", type=click.Choice(["auto", "dense", "sparse", "projection"]), help="Check mode.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "junit"]), default="table",
+              show_default=True, help="Output format on stdout.")
+@click.option("-v", "--verbose", is_flag=True, help="Table: every case's table, passing ones too.")
+def check_command(path, configs, protocol, timeout, memory_limit, jobs, fmt, verbose, **settings):
+    """Check every layer FILE defines (conv, max pool, avg pool, im2col; CS231n functions or
+    the book's classes), each through its default suite, in one report.
+
+    \b
+    Examples:
+      cnncheck check assignment2/cs231n/layers.py
+      cnncheck check common/layers.py --format json
+    """
+    overrides = {k: v for k, v in settings.items() if v is not None}
+    try:
+        with runner.terminal_progress(0) as progress:
+            rep = api.check_file(path, config=list(configs) or None, timeout=timeout, memory_limit=memory_limit,
+                                 protocol=protocol, jobs=jobs, on_progress=progress, **overrides)
+    except ConfigError as e:
+        raise UserError(str(e)) from None
+    finally:
+        worker.shutdown()
+    if rep.error:
+        raise UserError(rep.error)
+    emit(rep.results, fmt, verbose)
+    sys.exit(0 if rep.passed else 1)
+
+
+main.add_command(grade)
