@@ -59,7 +59,7 @@ class Report:
         return json.dumps(doc, indent=2)
 
     def _console(self) -> Console:
-        console = Console(record=True, file=io.StringIO(), width=100, force_terminal=False)
+        console = Console(record=True, file=io.StringIO(), width=100, force_terminal=False, force_jupyter=False)
         if self.error:
             console.print(f"{self.label}: {self.error}", style="red", markup=False, highlight=False)
         else:
