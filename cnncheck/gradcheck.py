@@ -172,6 +172,8 @@ class Evaluator:
         self.impl, self.case, self.arrays, self.on_call = impl, case, arrays, on_call
         self.counts = calls if calls is not None else {"forward": 0}
         self.kept: dict = {}  # parameter names -> [(replaced arrays, output)]
+        self.moved: set = set()  # parameter names whose perturbations changed the output
+        self.base = None  # the output at the unperturbed input
         self.seconds_per_call = 0.0  # set from the first, unperturbed call
 
     @property
@@ -197,9 +199,11 @@ class Evaluator:
         if out.shape != self.case.output_shape():
             raise ImplError(f"forward returned out of shape {out.shape} for a perturbed "
                             f"{', '.join(replaced)}")
-        kept = self.kept.setdefault(tuple(replaced), [])
-        if len(kept) < FORWARD_POINTS:
-            kept.append(({k: v.copy() for k, v in replaced.items()}, out.astype(np.float64)))
+        key = tuple(replaced)
+        if len(self.kept.setdefault(key, [])) < FORWARD_POINTS:
+            self.kept[key].append(({k: v.copy() for k, v in replaced.items()}, out.astype(np.float64)))
+        if key not in self.moved and not np.array_equal(out, self.base):
+            self.moved.add(key)
         return out
 
 
@@ -535,15 +539,19 @@ def out_check(case: Case, out, reference: Impl, arrays: dict, rscale) -> Check:
 def forward_points(f: Evaluator, case: Case, reference: Impl, base) -> Check | None:
     """The forward at the perturbed inputs the check kept: the first failure, else None.
 
-    Each must meet the reference within rounding; a forward that returns its base output for a
-    changed input (one that memoizes its first answer, say) is named as such."""
+    Each must meet the reference within rounding. A parameter whose perturbations never
+    changed the output is moved once more, every element by 2h: a forward that returns its
+    base output for a changed input (one that memoizes its first answer, say) is named."""
+    for key in [k for k in f.kept if k not in f.moved]:
+        shifted = {n: (f.arrays[n].astype(np.float64) + 2 * case.step()).astype(f.arrays[n].dtype) for n in key}
+        f.kept[key].insert(0, (shifted, f.run(shifted)))
     for names, points in f.kept.items():
         for replaced, out in points:
             arrays = {**f.arrays, **replaced}
             chk = out_check(case, out, reference, arrays, rounding_scale(case, arrays))
             if chk.passed:
                 continue
-            what = " and ".join(names)
+            what = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
             chk.method += f" at a perturbed {what}"
             chk.message = (f"your forward returned the same output for a different {what}"
                            if np.array_equal(out, base) else
@@ -595,7 +603,7 @@ def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
     result.calls["forward"] = 1
     result.colour_minimum = colour_minimum(case)
     f = Evaluator(impl, case, arrays, on_call, result.calls)
-    f.seconds_per_call = time.perf_counter() - t0
+    f.seconds_per_call, f.base = time.perf_counter() - t0, out.astype(np.float64)
     rscale = rounding_scale(case, arrays)
     result.checks.append(out_check(case, out, reference, arrays, rscale))
     result.calls["backward"] += 1
@@ -612,7 +620,7 @@ def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
     if on_estimate and shaped:
         n = mode_calls(case, mode)
         on_estimate(case, mode, n, n * f.seconds_per_call)
-    dout64, base = dout.astype(np.float64), out.astype(np.float64)
+    dout64, base = dout.astype(np.float64), f.base
     T = np.abs(dout64) * rscale
     rng = np.random.RandomState(case.seed + 1)
     found = check_gradients(f, case, shaped, base, dout64, T, rng, mode, budget)
