@@ -221,6 +221,24 @@ def pool(**opts):
     run("pool", opts)
 
 
+@main.command()
+@common_options
+@click.option("--pool-height", type=int, help="Filter height (FH).")
+@click.option("--pool-width", type=int, help="Filter width (FW).")
+@click.option("--pad", metavar="P|PH,PW", help="Zero padding, e.g. 1 or 1,2.")
+def im2col(**opts):
+    """Check im2col as a layer: forward im2col, backward col2im.
+
+    \b
+    Examples:
+      cnncheck im2col                                     # the built-in pair, one case
+      cnncheck im2col --config configs/im2col.yaml
+      cnncheck im2col --impl common/util.py               # the book's im2col / col2im
+      cnncheck im2col --impl cs231n/im2col.py             # the course's im2col_indices / col2im_indices
+    """
+    run("im2col", opts)
+
+
 @main.command("check")
 @click.argument("path", metavar="FILE")
 @click.option("--config", "configs", multiple=True, metavar="FILE",
