@@ -19,10 +19,9 @@ import io
 import json
 import multiprocessing
 import os
-import resource
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 
 import click
@@ -33,7 +32,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from cnncheck import diagnose, impl, layers, report, runner, suites
+from cnncheck import layers, report, runner, suites, worker
+from cnncheck.api import check_file
 from cnncheck.config import ConfigError, load_cases
 from cnncheck.gradcheck import Check
 
@@ -49,33 +49,6 @@ class GradeError(click.ClickException):
     """A usage, config or rubric mistake: one line on stderr, exit 2."""
 
     exit_code = 2
-
-
-# -- until cnncheck.api lands: check_file on today's functions -----------------------------------
-@dataclass
-class _Report:
-    label: str
-    results: list = field(default_factory=list)
-    error: str | None = None
-    notes: list = field(default_factory=list)
-
-
-def check_file(path, *, config=None, timeout=60.0, memory_limit=None, on_progress=None) -> _Report:
-    """Every CS231n layer the file defines, each through its suite; a file that cannot be
-    loaded (or defines no layer) gives .error and no results."""
-    results, missing = [], []
-    for layer in LAYERS:
-        try:
-            student = impl.load(path, layer)
-        except impl.ImplLoadError as e:
-            if "has no function" not in str(e):
-                return _Report(path, error=str(e))
-            missing.append(str(e))
-            continue
-        results += runner.run_cases(suite_cases(layer, config), student, timeout)
-    if not results:
-        return _Report(path, error=f"{path} defines no layer ({missing[0]})")
-    return _Report(path, diagnose.diagnose(results))
 
 
 # -- submissions ----------------------------------------------------------------------------------
@@ -120,10 +93,10 @@ def suite_cases(layer: str, config: str | None) -> list:
 @dataclass(frozen=True)
 class Judging:
     """How every submission is checked: the config's cases (None: the default suites), seconds
-    per case, and the memory one submission's processes may reserve (MiB, None: no limit)."""
+    per case, and the memory the student's code may reserve (MiB)."""
     config: str | None = None
-    timeout: float = 60.0
-    memory_mib: int | None = None
+    timeout: float = worker.DEFAULT_TIMEOUT
+    memory_mib: int = worker.DEFAULT_MEMORY >> 20
 
     @property
     def limit(self) -> float:
@@ -132,15 +105,13 @@ class Judging:
 
 
 def _judge_child(path: str, how: Judging, conn) -> None:
-    """In a forked judge child: check one submission, send back its results as JSON bytes.
-    File descriptor 1 is the grader's stdout: the child's writes go to stderr instead. The
-    memory limit, set before any student code runs, binds every process below this one."""
+    """In a forked judge child: check one submission (check_file runs the student's code in a
+    worker of its own), send back its results as JSON bytes. File descriptor 1 is the grader's
+    stdout: anything this child writes goes to stderr instead."""
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    if how.memory_mib:
-        resource.setrlimit(resource.RLIMIT_AS, (how.memory_mib << 20, how.memory_mib << 20))
     try:
-        rep = check_file(path, config=how.config, timeout=how.timeout)
+        rep = check_file(path, config=how.config, timeout=how.timeout, memory_limit=how.memory_mib << 20)
         data = {"label": rep.label, "error": rep.error, "notes": list(rep.notes),
                 "cases": [report.case_dict(r) for r in rep.results]}
     except BaseException as e:  # noqa: BLE001 - the judge must hear of anything
@@ -489,11 +460,11 @@ def grade_paths(paths, how: Judging = Judging(), rubric=None, jobs=1, on_done=No
               help="Write the result to FILE instead of stdout.")
 @click.option("--jobs", default="auto", callback=_jobs, metavar="N|auto", show_default=True,
               help="Submissions checked at once.")
-@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=60.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(0, min_open=True), default=worker.DEFAULT_TIMEOUT, show_default=True,
               metavar="SECONDS", help=f"Fail a case running longer; a submission is stopped after "
                                       f"{LIMIT_FACTOR} times this.")
-@click.option("--memory-limit", "memory_mib", type=click.IntRange(64), metavar="MIB",
-              help="Memory one submission's processes may reserve, in MiB (default: no limit).")
+@click.option("--memory-limit", "memory_mib", type=click.IntRange(64), default=worker.DEFAULT_MEMORY >> 20,
+              show_default=True, metavar="MIB", help="Memory the student's code may reserve, in MiB.")
 def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout, memory_mib):
     """Grade submissions: each PATH a student's .py file or a folder holding one.
 
