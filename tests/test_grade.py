@@ -199,7 +199,7 @@ def autograder(tmp_path):
         (root / "submission" / "layers.py").write_text(Path(student).read_text())
         (root / "source" / "rubric.yaml").write_text(EXAMPLE_RUBRIC.read_text())
         env = {**os.environ, "AUTOGRADER_ROOT": str(root),
-               "CNNCHECK_GRADE": f"{sys.executable} -m cnncheck.grade",
+               "CNNCHECK_GRADE": f"{sys.executable} -m cnncheck grade",
                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         proc = subprocess.run([str(ROOT / "examples" / "gradescope" / "run_autograder")], env=env,
                               cwd=root, capture_output=True, text=True, timeout=300)
