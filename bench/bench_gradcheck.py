@@ -46,8 +46,9 @@ finally:
 """
 
 
-def cnncheck(shapes, mode: str) -> tuple[float, float, list]:
-    """(seconds from the JSON, peak MiB of the process, checks) of one CLI run, stride 1 pad 1."""
+def cnncheck(shapes, mode: str, with_calls: bool = False) -> tuple:
+    """(seconds from the JSON, peak MiB of the process, checks) of one CLI run, stride 1 pad 1;
+    with_calls: the JSON's calls and colour minimum too."""
     (x, w) = shapes
     args = ["conv", "--x-shape", ",".join(map(str, x)), "--w-shape", ",".join(map(str, w)),
             "--stride", "1", "--pad", "1", "--mode", mode, "--format", "json"]
@@ -56,6 +57,8 @@ def cnncheck(shapes, mode: str) -> tuple[float, float, list]:
     case = json.loads(run.stdout)["cases"][0]
     rss = next(int(line.split()[1]) for line in run.stderr.splitlines() if line.startswith("maxrss_kib"))
     checks = [(c["name"], c["passed"], c.get("method", "")) for c in case["checks"]]
+    if with_calls:
+        return case["seconds"], rss / 1024, checks, case["calls"], case["colour_minimum"]
     return case["seconds"], rss / 1024, checks
 
 

@@ -85,14 +85,14 @@ def spatial_colours(case, leading: tuple, fold: Callable, cover: Callable = lamb
     (H, W), (Ho, Wo) = case.x_shape[2:], case.out_hw()
     (kh, kw), (sh, sw), (ph, pw) = case.kernel, case.stride, case.padding
     Ph, Pw = period(kh, sh), period(kw, sw)
+    rows = [_owners(H, Ho, kh, sh, ph, rh, Ph) for rh in range(min(Ph, H))]  # the same for every lead
+    cols = [_owners(W, Wo, kw, sw, pw, rw, Pw) for rw in range(min(Pw, W))]
+    covers = [[cover(R.any(0)[:, None] & Cm.any(0)[None, :]) for Cm in cols] for R in rows]
     for lead in leading:
-        for rh in range(min(Ph, H)):
-            for rw in range(min(Pw, W)):
-                R = _owners(H, Ho, kh, sh, ph, rh, Ph)
-                Cm = _owners(W, Wo, kw, sw, pw, rw, Pw)
-                covered = cover(R.any(0)[:, None] & Cm.any(0)[None, :])
+        for rh, R in enumerate(rows):
+            for rw, Cm in enumerate(cols):
                 index = (slice(None), *lead, slice(rh, None, Ph), slice(rw, None, Pw))
-                yield Colour(index, lambda D, R=R, Cm=Cm: R @ fold(D) @ Cm.T, covered)
+                yield Colour(index, lambda D, R=R, Cm=Cm: R @ fold(D) @ Cm.T, covers[rh][rw])
 
 
 def spatial_count(case) -> int:
