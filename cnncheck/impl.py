@@ -12,8 +12,10 @@ A file that cannot be loaded raises ImplLoadError with a one-line message.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
+import importlib.abc
 import importlib.util
 import inspect
 import os
@@ -26,6 +28,7 @@ from cnncheck import layers
 from cnncheck.diagnose import habits_note, relative_import_hint
 from cnncheck.protocols.functions import FunctionPair, student_code
 from cnncheck.protocols.where import is_student as _is_student, one_line as _one_line, show as _show
+from cnncheck.protocols.where import LIBRARY_DIRS, PACKAGE
 from cnncheck.protocols.where import where as _where, with_hint as _with_hint
 
 
@@ -72,10 +75,24 @@ def _import_file(path: str) -> types.ModuleType:
     return module
 
 
+_ADDED: list[str] = []  # folders put on sys.path for earlier files
+
+
 def _first_on_path(folder: str) -> None:
     if folder in sys.path:
         sys.path.remove(folder)
     sys.path.insert(0, folder)
+    if folder not in _ADDED:
+        _ADDED.append(folder)
+
+
+def _leave_earlier_trees(keep: tuple) -> None:
+    """Take the folders of files loaded before off sys.path: a regular package there (an
+    earlier `common/__init__.py`) would win over this tree's namespace package."""
+    for folder in [f for f in _ADDED if f not in keep]:
+        _ADDED.remove(folder)
+        if folder in sys.path:
+            sys.path.remove(folder)
 
 
 def _ancestor_with(path: str, top: str) -> str | None:
@@ -109,20 +126,14 @@ def _resolve(spec: str) -> str | None:
 def _import(spec: str) -> tuple[types.ModuleType, str]:
     """(module, root of the student's files) for a path or a dotted module name."""
     path = _resolve(spec)
+    standins = StandIns()
     try:
         if path is None:
             if os.getcwd() not in sys.path:
                 sys.path.append(os.getcwd())
             module = importlib.import_module(spec)
         else:
-            try:
-                module = _import_file(path)
-            except ModuleNotFoundError as e:  # a namespace package above the file
-                extra = e.name and _ancestor_with(path, e.name.split(".")[0])
-                if not extra or extra in sys.path:
-                    raise
-                _first_on_path(extra)
-                module = _import_file(path)
+            module = _import_with_retries(spec, path, standins)
     except ImplLoadError:
         raise
     except ModuleNotFoundError as e:
@@ -131,8 +142,205 @@ def _import(spec: str) -> tuple[types.ModuleType, str]:
         raise _load_error(spec, e) from None
     except (Exception, SystemExit) as e:
         raise _load_error(spec, e) from None
+    finally:
+        standins.done()
     root = _package_root(os.path.realpath(module.__file__))[0] if getattr(module, "__file__", None) else ""
+    _load_info(module).update(standins=standins.missing, notes=standins.notes())
     return module, root
+
+
+def _import_with_retries(spec: str, path: str, standins: "StandIns") -> types.ModuleType:
+    """Import the file; on a missing module, load again with what it lacks: the folder above
+    that holds it (a namespace package, the book's `common/` seen from a chapter folder), or,
+    for a third-party module that is not installed, a stand-in."""
+    root = _package_root(path)[0]
+    book = _book_root(path)
+    _leave_earlier_trees((root, book))
+    if book and book != root:
+        _first_on_path(book)
+        _forget_foreign(book)
+    _first_on_path(root)
+    _forget_foreign(root)
+    tried = set()
+    while True:
+        try:
+            with standins.loading():
+                return _import_file(path)
+        except ModuleNotFoundError as e:
+            top = (e.name or "").split(".")[0]
+            if not top or top in tried:
+                raise
+            tried.add(top)
+            extra = _ancestor_with(path, top)
+            if extra and extra not in sys.path:
+                _first_on_path(extra)
+                _forget(top, extra)
+            elif _third_party(e, root):
+                standins.add(top, str(_load_error(spec, e)), _importer(e, root))
+            else:
+                raise
+
+
+def _book_root(path: str) -> str | None:
+    """The folder holding the book's `common/` package, for a file inside it or in a
+    chapter folder beside it (`ch07/layers.py` importing `common.util`)."""
+    folder = os.path.dirname(path)
+    for _ in range(3):
+        if os.path.basename(folder) == "common" or os.path.isdir(os.path.join(folder, "common")):
+            return os.path.dirname(folder) if os.path.basename(folder) == "common" else folder
+        folder = os.path.dirname(folder)
+    return None
+
+
+def _forget_foreign(folder: str) -> None:
+    """Drop the student's modules named as files in folder but imported from another tree
+    (an earlier submission's `common`), never the libraries'."""
+    try:
+        names = {os.path.splitext(n)[0] for n in os.listdir(folder)} - set(sys.stdlib_module_names)
+    except OSError:
+        return
+    for name in [n for n in sys.modules if n.split(".")[0] in names]:
+        module = sys.modules[name]
+        origin = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", None) or []), "")
+        origin = os.path.realpath(origin) if origin else ""
+        if not origin.startswith(LIBRARY_DIRS + (PACKAGE + os.sep, folder + os.sep)):
+            del sys.modules[name]
+
+
+def _importer(e: BaseException, root: str) -> str:
+    """The student's file whose import failed (as the user would write its path)."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if _is_student(f.filename, root)]
+    return _show(frames[-1].filename) if frames else "the file"
+
+
+def _third_party(e: ModuleNotFoundError, root: str) -> bool:
+    """Is the missing module someone else's (not installed), rather than the student's own
+    missing file? The import must be the student's own statement, of a top-level module
+    that is not installed, and no file of the student's tree may be close to its name."""
+    top = e.name.split(".")[0]
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith("<frozen")]
+    if not frames or not _is_student(frames[-1].filename, root) or _relative_import(e, root):
+        return False
+    try:
+        if importlib.util.find_spec(top) is not None:
+            return False
+    except (ImportError, ValueError):
+        return False
+    own = {os.path.splitext(n)[0] for _, dirs, files in _walk(root) for n in dirs + files}
+    return not difflib.get_close_matches(top, own, n=1, cutoff=0.8)
+
+
+def _walk(root: str, depth: int = 2):
+    """os.walk to a small depth (a student's tree, not their home directory)."""
+    base = root.rstrip(os.sep).count(os.sep)
+    for entry in os.walk(root):
+        yield entry
+        if entry[0].count(os.sep) - base >= depth:
+            entry[1][:] = []
+
+
+# -- stand-ins for third-party modules that are not installed ---------------------------
+class StandIns(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Modules a student's file imports but never needs (torch, matplotlib, a course helper
+    that is not installed), replaced while it loads by objects that refuse to be used.
+
+    While the file loads, a stand-in lets itself be imported, subclassed, called and read
+    (`import matplotlib.pyplot as plt`, `from torch import nn`, `class Net(nn.Module)`);
+    afterwards any use raises ModuleNotFoundError naming the module and what used it."""
+
+    def __init__(self):
+        self.missing: dict[str, tuple[str, str]] = {}  # top -> (load error, importing file)
+        self.armed = False
+
+    def add(self, top: str, error: str, importer: str) -> None:
+        self.missing[top] = (error, importer)
+
+    def notes(self) -> list[str]:
+        return [f"{who} imports {top}, which is not installed; the checked functions do not use it"
+                for top, (_, who) in self.missing.items()]
+
+    @contextlib.contextmanager
+    def loading(self):
+        self.armed = False
+        sys.meta_path.insert(0, self)
+        try:
+            yield
+        finally:
+            sys.meta_path.remove(self)
+            self.armed = True
+
+    def done(self) -> None:
+        """Take the stand-ins out of sys.modules (the loaded files keep theirs)."""
+        self.armed = True
+        for name in [n for n in sys.modules if n.split(".")[0] in self.missing]:
+            if isinstance(sys.modules[name], _Missing):
+                del sys.modules[name]
+
+    # -- the import system's side --------------------------------------------------------
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.split(".")[0] in self.missing:
+            return importlib.util.spec_from_loader(fullname, self, is_package=True)
+        return None
+
+    def create_module(self, spec):
+        return _Missing(spec.name, self)
+
+    def exec_module(self, module):
+        pass
+
+
+class _Missing(types.ModuleType):
+    """A module, or something read from one, that is not installed."""
+
+    def __init__(self, name: str, owner: StandIns):
+        super().__init__(name)
+        self.__path__ = []
+        object.__setattr__(self, "_owner", owner)
+
+    def _refuse(self, what: str):
+        top = self.__name__.split(".")[0]
+        who = self._owner.missing.get(top, ("", "the file"))[1]
+        return ModuleNotFoundError(f"{who} imports {top}, which is not installed (No module named "
+                                   f"'{top}'): the checked code uses {what}", name=top)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        if self._owner.armed:
+            raise self._refuse(f"{self.__name__}.{name}")
+        return _Missing(f"{self.__name__}.{name}", self._owner)
+
+    def __call__(self, *args, **kwargs):
+        if self._owner.armed:
+            raise self._refuse(f"{self.__name__}()")
+        return _Missing(f"{self.__name__}()", self._owner)
+
+    def __mro_entries__(self, bases):
+        return (object,)  # `class Net(nn.Module)` while loading: a plain class
+
+
+def _load_info(module) -> dict:
+    """What loading the module found out: stand-ins used ({top: (error, file)}) and notes."""
+    info = getattr(module, "__cnncheck_load__", None)
+    if info is None:
+        info = {"standins": {}, "notes": []}
+        try:
+            module.__cnncheck_load__ = info
+        except (AttributeError, TypeError):
+            pass
+    return info
+
+
+def load_notes(module) -> list[str]:
+    """Notes from loading the module (stand-ins for modules that are not installed)."""
+    return list(_load_info(module)["notes"])
+
+
+def load_error(module) -> str | None:
+    """The error loading stopped at before a stand-in replaced a missing module, if any:
+    what to report when the module, loaded with it, turns out to define no layer."""
+    standins = _load_info(module)["standins"]
+    return next(iter(standins.values()))[0] if standins else None
 
 
 def _relative_import(e: BaseException, root: str) -> str | None:
@@ -189,36 +397,58 @@ def _location(fn) -> str:
 
 def import_spec(spec: str | types.ModuleType, notes=None) -> tuple[types.ModuleType, str]:
     """(module, root of the student's files) for a path, a dotted module name or a module.
-    Raises ImplLoadError with a one-line message when it cannot be loaded."""
+    Raises ImplLoadError with a one-line message when it cannot be loaded.
+
+    What loading found out (warnings, stand-ins for modules that are not installed) is kept
+    with the module (`load_notes`), for the adapters detect builds; `notes` (an adapter)
+    gets it too."""
     if isinstance(spec, types.ModuleType):
         root = _package_root(os.path.realpath(spec.__file__))[0] if getattr(spec, "__file__", None) else ""
         return spec, root
-    with student_code(notes, os.getcwd()):
-        return _import(spec)
+    heard = _Notes()
+    with student_code(heard, os.getcwd()):
+        module, root = _import(spec)
+    info = _load_info(module)
+    info["notes"] = list(dict.fromkeys([*heard.notes, *info["notes"]]))
+    for n in info["notes"] if notes is not None else ():
+        notes.note(n)
+    return module, root
+
+
+class _Notes:
+    def __init__(self):
+        self.notes = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
 
 
 def load(spec: str | types.ModuleType, layer: str, forward: str | None = None,
-         backward: str | None = None) -> FunctionPair:
-    """The student's forward/backward pair for `layer` ("conv", "max_pool", "avg_pool"), to
-    run in this process (the judge runs student code in a worker: cnncheck.worker).
+         backward: str | None = None, *, protocol: str | None = None, class_name: str | None = None):
+    """The student's adapter for `layer` ("conv", "max_pool", "avg_pool"), to run in this
+    process (the judge runs student code in a worker: cnncheck.worker): a FunctionPair for
+    CS231n functions, a LayerClass for the book's classes.
 
     spec: a path to a .py file (or a directory holding layers.py), a dotted module name, or a
     module. forward/backward: function names; defaults are the CS231n ones, and a forward
-    named *_forward_* alone implies the matching *_backward_*.
-    Raises ImplLoadError when the code cannot be loaded or lacks a function.
+    named *_forward_* alone implies the matching *_backward_*. protocol: "cs231n" or "dlfs"
+    (default: what the file defines). class_name: the class to check (the book's protocol).
+    Raises ImplLoadError when the code cannot be loaded or lacks the layer.
     """
-    kind = layers.get(layer)
-    impl = FunctionPair(None, None)
-    module, root = import_spec(spec, impl)
+    from cnncheck.protocols.detect import adapters  # detect builds on this module
+    layers.get(layer)
+    module, root = import_spec(spec)
     label = spec.__name__ if isinstance(spec, types.ModuleType) else spec
-    impl.root = root
-    return functions_of(module, kind, label, forward, backward, impl)
+    return adapters(module, root, label, wanted=[layer], protocol=protocol, forward=forward,
+                    backward=backward, class_name=class_name)[layer]
 
 
-def functions_of(module, kind, label, forward=None, backward=None, impl=None) -> FunctionPair:
-    """The FunctionPair of `kind` in module (CS231n names unless given)."""
+def functions_of(module, kind, label, forward=None, backward=None, impl=None, spec=None) -> FunctionPair:
+    """The FunctionPair of `kind` in module: the functions the protocol `spec` names (default:
+    CS231n's), unless forward/backward name others."""
     impl = impl or FunctionPair(None, None, root=_module_root(module))
-    names = kind.protocols["cs231n"]
+    names = spec or kind.protocols["cs231n"]
+    impl.spec = spec
     if backward is None and forward and "forward" in forward:
         implied = forward.replace("forward", "backward")
         backward = implied if callable(getattr(module, implied, None)) else None

@@ -1,23 +1,192 @@
-"""Which layers a module defines, and the adapter that calls each."""
+"""Which layers a module defines, and the adapter that calls each.
+
+For every layer kind, each protocol its record lists (`LayerKind.protocols`) is asked in
+turn what the module defines: CS231n's functions (`conv_forward_naive` / ...), the book's
+classes (`Convolution`, `Pooling`), or another pair of functions (the book's `im2col` /
+`col2im`). A class the book names otherwise (`Pool`, `MaxPooling`, `Conv`) is found by what
+it is: `forward` and `backward` methods and a constructor that takes the book's arguments;
+a note names the class used. `protocol=` keeps one protocol, `forward=`/`backward=` name
+functions, `class_name=` names a class.
+"""
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
+
 from cnncheck import layers
-from cnncheck.impl import ImplLoadError, functions_of
+from cnncheck.impl import ImplLoadError, functions_of, load_error, load_notes
+from cnncheck.layers.kind import Classes, Functions
+from cnncheck.protocols.classes import LayerClass
+
+PICK = "pick one with --forward/--backward NAME or --class NAME"
 
 
 def adapters(module, root: str, label: str, *, wanted=None, protocol=None, forward=None,
              backward=None, class_name=None) -> dict:
     """{layer: adapter} for the layers `module` defines (or exactly `wanted`, a list of layer
     names: a missing one raises ImplLoadError naming what the file defines instead)."""
+    known = sorted({p for kind in layers.KINDS.values() for p in kind.protocols})
+    if protocol is not None and protocol not in known:
+        raise ImplLoadError(f"unknown protocol {protocol!r}: one of {', '.join(known)}")
     found = {}
     for kind in layers.KINDS.values():
         if wanted is not None and kind.name not in wanted:
             continue
-        spec = kind.protocols.get("cs231n")
-        named = callable(getattr(module, spec.forward, None)) if spec else False
-        if wanted is not None or named:
-            found[kind.name] = functions_of(module, kind, label, forward, backward)
-            found[kind.name].root = root
+        adapter = _find(module, kind, label, wanted is not None, protocol, forward, backward, class_name)
+        if adapter is not None:
+            adapter.root = root
+            for note in load_notes(module):
+                adapter.note(note)
+            found[kind.name] = adapter
     if not found:
-        raise ImplLoadError(f"{label} defines no layer cnncheck knows (conv, max_pool, avg_pool)")
+        raise ImplLoadError(load_error(module) or f"{label} defines no layer cnncheck knows "
+                            f"({', '.join(layers.KINDS)}): {_defines(module)}; {PICK}")
     return found
+
+
+def _find(module, kind, label, required, protocol, forward, backward, class_name):
+    """The adapter for one kind, None when the module has none (an ImplLoadError when
+    `required`)."""
+    specs = {p: s for p, s in kind.protocols.items() if protocol in (None, p)}
+    if not specs:
+        if not required:
+            return None
+        raise ImplLoadError(f"{kind.name} has no {protocol} protocol: use one of {', '.join(kind.protocols)}")
+    if class_name:
+        return _named_class(module, kind, label, required, specs, class_name)
+    if forward or backward:
+        return _named_functions(module, kind, label, required, specs, forward, backward)
+    for spec in specs.values():
+        if isinstance(spec, Functions) and callable(getattr(module, spec.forward, None)):
+            return _pair(module, kind, label, spec)
+        if isinstance(spec, Classes):
+            adapter = _book_class(module, kind, label, spec)
+            if adapter is not None:
+                return adapter
+    if required:
+        raise _missing(module, kind, label, specs)
+    return None
+
+
+def _pair(module, kind, label, spec, forward=None, backward=None):
+    return functions_of(module, kind, label, forward, backward, spec=spec)
+
+
+def _named_functions(module, kind, label, required, specs, forward, backward):
+    spec = next((s for s in specs.values() if isinstance(s, Functions)), None)
+    if spec is None:
+        if not required:
+            return None
+        raise ImplLoadError(f"--forward/--backward name functions, and {kind.name} in the "
+                            f"{'/'.join(specs)} protocol is a class: use --class NAME")
+    prefix = spec.forward.split("_")[0]  # conv, max, avg, im2col: whose functions they are
+    if required or (forward and prefix in forward and callable(getattr(module, forward, None))):
+        return _pair(module, kind, label, spec, forward, backward)
+    return None
+
+
+def _named_class(module, kind, label, required, specs, name):
+    spec = next((s for s in specs.values() if isinstance(s, Classes)), None)
+    cls = getattr(module, name, None)
+    if spec is None or not isinstance(cls, type):
+        if not required:
+            return None
+        if spec is None:
+            raise ImplLoadError(f"--class names a class, and {kind.name} in the {'/'.join(specs)} "
+                                "protocol is a pair of functions: use --forward/--backward NAME")
+        close = difflib.get_close_matches(name, _public(module, type), n=1)
+        did = f"did you mean {close[0]}?" if close else _defines(module)
+        raise ImplLoadError(f"{label} has no class {name}; {did}")
+    if not required and not _fits(cls, kind, spec):
+        return None
+    return LayerClass(cls, f"{label}: {name}", spec)
+
+
+def _book_class(module, kind, label, spec):
+    """The book's class for this kind: by its name, else a renamed class that fits."""
+    for name in spec.names:
+        cls = getattr(module, name, None)
+        if isinstance(cls, type):
+            return LayerClass(cls, f"{label}: {name}", spec)
+    fits = [c for c in _public(module, type).values() if _layer_like(c) and _fits(c, kind, spec)]
+    if not fits:
+        return None
+    cls = max(fits, key=lambda c: max(_likeness(c.__name__, n) for n in spec.names))
+    adapter = LayerClass(cls, f"{label}: {cls.__name__}", spec)
+    adapter.note(f"checking class {cls.__name__} as the book's {spec.names[0]} (another with --class NAME)")
+    return adapter
+
+
+def _missing(module, kind, label, specs) -> ImplLoadError:
+    """Why the module has no `kind`: CS231n's did-you-mean when it looks like CS231n's
+    functions, else what it defines and how to pick."""
+    stood_in = load_error(module)
+    if stood_in:
+        return ImplLoadError(stood_in)
+    cs231n = next((s for s in specs.values() if isinstance(s, Functions)), None)
+    classes = [s for s in specs.values() if isinstance(s, Classes)]
+    if cs231n and not (classes and any(_layer_like(c) for c in _public(module, type).values())):
+        try:
+            _pair(module, kind, label, cs231n)
+        except ImplLoadError as e:
+            return e
+    wants = [f"function {s.forward}" for s in specs.values() if isinstance(s, Functions)]
+    wants += [f"class {' or '.join(s.names)}" for s in classes]
+    close = [m for s in classes for n in s.names
+             for m in difflib.get_close_matches(n, _public(module, type), n=1, cutoff=0.6)]
+    did = f"; did you mean class {close[0]}?" if close else ""
+    return ImplLoadError(f"{label} defines no {kind.name} layer: no {', no '.join(wants)}{did}; "
+                         f"{_defines(module)}; {PICK}")
+
+
+# -- recognising a renamed class ----------------------------------------------------------
+def _fits(cls, kind, spec) -> bool:
+    """Can cls stand for the kind's book class: its constructor takes the book's arguments
+    (in order), named as the book names most of them or the class named like the book's,
+    and its name holds no word of another kind's name (`AvgPooling` is not max pooling)?"""
+    keys = _build_keys(kind.name)
+    try:
+        params = [p for p in inspect.signature(cls).parameters]
+        inspect.signature(cls).bind(*keys)
+    except (TypeError, ValueError):
+        return False
+    name = cls.__name__.lower()
+    own = set(kind.name.split("_"))
+    foreign = {w for k in layers.KINDS.values() for w in k.name.split("_")} - own
+    if any(w in name for w in foreign):
+        return False
+    named = sum(k.lower() in {p.lower() for p in params} for k in keys)
+    return 2 * named > len(keys) or any(n[:4].lower() in name for n in spec.names)
+
+
+@functools.lru_cache(maxsize=None)
+def _build_keys(layer: str) -> tuple:
+    """The constructor arguments the record builds for a layer kind (its first default case)."""
+    from cnncheck.case import make_arrays
+    from cnncheck.suites import default_suite
+    case = default_suite(layer)[0]
+    arrays = {k: v for k, v in make_arrays(case).items() if k != "dout"}
+    spec = next(s for s in layers.get(layer).protocols.values() if isinstance(s, Classes))
+    return tuple(spec.build(case, arrays))
+
+
+def _layer_like(cls) -> bool:
+    return callable(getattr(cls, "forward", None)) and callable(getattr(cls, "backward", None))
+
+
+def _likeness(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a.lower(), b.lower()).ratio()
+
+
+def _public(module, kind) -> dict:
+    return {n: v for n, v in vars(module).items() if isinstance(v, kind) and not n.startswith("_")}
+
+
+def _defines(module) -> str:
+    """'it defines classes Relu, Affine; functions im2col' (or 'it defines no class or function')."""
+    classes = list(_public(module, type))
+    functions = [n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_")]
+    parts = [f"{what} {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"
+             for what, names in (("classes", classes), ("functions", functions)) if names]
+    return f"it defines {'; '.join(parts)}" if parts else "it defines no class or function"
