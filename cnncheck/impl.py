@@ -315,6 +315,15 @@ class _Missing(types.ModuleType):
             raise self._refuse(f"{self.__name__}()")
         return _Missing(f"{self.__name__}()", self._owner)
 
+    def __getitem__(self, key):
+        if self._owner.armed:
+            raise self._refuse(f"{self.__name__}[{key!r}]")
+        return _Missing(f"{self.__name__}[{key!r}]", self._owner)
+
+    def __setitem__(self, key, value):
+        if self._owner.armed:
+            raise self._refuse(f"{self.__name__}[{key!r}]")
+
     def __mro_entries__(self, bases):
         return (object,)  # `class Net(nn.Module)` while loading: a plain class
 
