@@ -15,11 +15,11 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from cnncheck import layers
 
-# Each layer kind as {impl: (forward, backward)}; conv takes (x, w, b), pooling takes (x,).
+# Each layer kind as {impl: (forward, backward)}; conv takes (x, w, b), the others take (x,).
 LAYERS = {
     kind: {impl: (getattr(layers, f"{kind}_forward_{impl}"), getattr(layers, f"{kind}_backward_{impl}"))
            for impl in ("naive", "fast")}
-    for kind in ("conv", "max_pool", "avg_pool")
+    for kind in layers.KINDS
 }
 IMPLS = ("naive", "fast")
 
@@ -223,13 +223,16 @@ def test_max_pool_tie_goes_to_first_maximum():
 PROTOCOL_CASES = [
     ("conv", ((2, 3, 7, 5), (2, 3, 3, 2)), {"stride": [2, 1], "pad": [1, 0]}),
     ("max_pool", ((2, 3, 7, 5),), pool_param((3, 2), 1)),
+    ("max_pool", ((2, 3, 7, 5),), {**pool_param((3, 2), 1), "pad": [1, 0]}),
     ("avg_pool", ((2, 3, 7, 5),), pool_param((2, 2), 2)),
+    ("im2col", ((2, 3, 7, 5),), {**pool_param((3, 2), [2, 1]), "pad": 1}),
 ]
+PROTOCOL_IDS = ["conv", "max_pool", "max_pool-pad", "avg_pool", "im2col"]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("kind, shapes, param", PROTOCOL_CASES, ids=[c[0] for c in PROTOCOL_CASES])
+@pytest.mark.parametrize("kind, shapes, param", PROTOCOL_CASES, ids=PROTOCOL_IDS)
 def test_protocol(kind, shapes, param, impl, dtype, rng):
     if kind == "conv":
         shapes = (*shapes, (shapes[1][0],))
@@ -263,7 +266,7 @@ def test_pool_backward_returns_a_single_array(impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("kind", ["conv", "max_pool"])
+@pytest.mark.parametrize("kind", ["conv", "max_pool", "im2col"])
 def test_window_larger_than_input_is_an_error(kind, impl):
     forward = LAYERS[kind][impl][0]
     x = np.zeros((1, 1, 2, 2))

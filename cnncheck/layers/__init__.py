@@ -21,17 +21,19 @@ this package lists the kinds. Adding one means one new module here and its tests
 """
 from __future__ import annotations
 
-from cnncheck.layers import avg_pool, conv, max_pool
+from cnncheck.layers import avg_pool, conv, im2col, max_pool
 from cnncheck.layers.avg_pool import (avg_pool_backward_fast, avg_pool_backward_naive,  # noqa: F401
                                       avg_pool_forward_fast, avg_pool_forward_naive)
 from cnncheck.layers.conv import (conv_backward_fast, conv_backward_naive,  # noqa: F401
                                   conv_forward_fast, conv_forward_naive)
 from cnncheck.layers._geometry import _pair  # noqa: F401
+from cnncheck.layers.im2col import (im2col_backward_fast, im2col_backward_naive,  # noqa: F401
+                                    im2col_forward_fast, im2col_forward_naive)
 from cnncheck.layers.kind import LayerKind
 from cnncheck.layers.max_pool import (max_pool_backward_fast, max_pool_backward_naive,  # noqa: F401
                                       max_pool_forward_fast, max_pool_forward_naive)
 
-KINDS: dict[str, LayerKind] = {m.KIND.name: m.KIND for m in (conv, max_pool, avg_pool)}
+KINDS: dict[str, LayerKind] = {m.KIND.name: m.KIND for m in (conv, max_pool, avg_pool, im2col)}
 COMMANDS = tuple(dict.fromkeys(k.command for k in KINDS.values()))  # conv, pool, ...
 
 
