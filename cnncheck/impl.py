@@ -213,13 +213,21 @@ def _importer(e: BaseException, root: str) -> str:
     return _show(frames[-1].filename) if frames else "the file"
 
 
+# The courses' own files, which a student's file imports as its siblings (CS231n's package,
+# the book's `common`): missing, they are the student's to restore, not to stand in for.
+COURSE_MODULES = frozenset({"im2col", "im2col_cython", "fast_layers", "layers", "layer_utils", "data_utils",
+                            "gradient_check", "optim", "solver", "vis_utils", "classifiers", "cs231n",
+                            "common"})
+
+
 def _third_party(e: ModuleNotFoundError, root: str) -> bool:
     """Is the missing module someone else's (not installed), rather than the student's own
     missing file? The import must be the student's own statement, of a top-level module
     that is not installed, and no file of the student's tree may be close to its name."""
     top = e.name.split(".")[0]
     frames = [f for f in traceback.extract_tb(e.__traceback__) if not f.filename.startswith("<frozen")]
-    if not frames or not _is_student(frames[-1].filename, root) or _relative_import(e, root):
+    if (not frames or not _is_student(frames[-1].filename, root) or _relative_import(e, root)
+            or top in COURSE_MODULES):
         return False
     try:
         if importlib.util.find_spec(top) is not None:

@@ -72,9 +72,9 @@ def test_layers_moved_into_a_chapter_folder_keep_the_pardir_habit(tmp_path, monk
     text = (BOOK / "common" / "layers.py").read_text()
     path.write_text("import sys, os\nsys.path.append(os.pardir)\n" + text)
     monkeypatch.chdir(path.parent.parent)
-    assert failing(suite("ch07/layers.py", "conv")) == set()
+    assert check_case(CONV, load("ch07/layers.py", "conv")).passed
     monkeypatch.chdir(path.parent)
-    assert failing(suite("layers.py", "max_pool")) == set()
+    assert check_case(POOL, load("layers.py", "max_pool")).passed
 
 
 def test_split_files_with_their_own_im2col_and_a_src_prefix(tmp_path, monkeypatch):
@@ -252,7 +252,7 @@ def test_a_file_with_no_layer_says_what_it_defines(tmp_path):
 def test_verdicts_agree_with_torch_autograd(tmp_path, variant):
     torch = pytest.importorskip("torch")
     path = book(tmp_path, variant)
-    for case in [c for c in default_suite("conv") if c.name.endswith(("pad 0", "stride 2", "3x1 kernel"))]:
+    for case in [c for c in default_suite("conv") if c.name.endswith(("pad 0", "3x1 kernel"))]:
         adapter = load(str(path), "conv")
         arrays = make_arrays(case)
         dout = arrays.pop("dout")

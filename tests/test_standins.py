@@ -83,6 +83,10 @@ def test_the_books_chapter_layout_with_no_dataset_folder(tmp_path, monkeypatch):
     # the student's own package, a file missing from it
     ({"hw/cs231n/__init__.py": ""}, "from cs231n.fast_layers_gone import x\n",
      "No module named 'cs231n.fast_layers_gone'"),
+    # a course file the package imports as a sibling (Python 2 style), missing everywhere
+    ({"hw/cs231n/__init__.py": ""}, "import im2col\n", "No module named 'im2col'"),
+    # the book's common/, not copied along
+    ({}, "from common.util import im2col\n", "No module named 'common'"),
     # a typo of one of the student's files
     ({"hw/cs231n/__init__.py": "", "hw/cs231n/layer_utils.py": ""}, "from layer_util import x\n",
      "No module named 'layer_util'"),
