@@ -6,6 +6,7 @@ stdout carries only the result; progress, estimates and warnings go to stderr.
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 
 import click
@@ -146,8 +147,10 @@ def emit(results, fmt: str, verbose: bool = False) -> None:
         click.echo(report.to_json(results))
     elif fmt == "junit":
         click.echo(report.to_junit(results))
-    else:
+    elif "verbose" in inspect.signature(report.print_table).parameters:
         report.print_table(results, Console(), verbose=verbose)
+    else:  # the compact view is still to land
+        report.print_table(results, Console())
 
 
 def load_impls(cases, opts) -> dict | None:
