@@ -76,6 +76,7 @@ def _import_file(path: str) -> types.ModuleType:
 
 
 _ADDED: list[str] = []  # folders put on sys.path for earlier files
+_LOADED: dict[str, str] = {}  # modules a student's file brought in -> where from
 
 
 def _first_on_path(folder: str) -> None:
@@ -89,10 +90,22 @@ def _first_on_path(folder: str) -> None:
 def _leave_earlier_trees(keep: tuple) -> None:
     """Take the folders of files loaded before off sys.path: a regular package there (an
     earlier `common/__init__.py`) would win over this tree's namespace package."""
-    for folder in [f for f in _ADDED if f not in keep]:
-        _ADDED.remove(folder)
-        if folder in sys.path:
-            sys.path.remove(folder)
+    earlier = tuple(f + os.sep for f in _ADDED if f not in keep)
+    for folder in earlier:
+        _ADDED.remove(folder[:-1])
+        if folder[:-1] in sys.path:
+            sys.path.remove(folder[:-1])
+    kept = tuple(f + os.sep for f in keep if f)
+    for name, origin in list(_LOADED.items()):  # and the modules earlier files brought in
+        if not origin.startswith(kept):
+            del _LOADED[name]
+            sys.modules.pop(name, None)
+
+
+def _origin(module) -> str:
+    """The file (or a namespace package's first folder) a module came from, or ""."""
+    origin = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", None) or []), "")
+    return os.path.realpath(origin) if isinstance(origin, str) and origin else ""
 
 
 def _ancestor_with(path: str, top: str) -> str | None:
@@ -161,10 +174,10 @@ def _import_with_retries(spec: str, path: str, standins: "StandIns") -> types.Mo
         _forget_foreign(book)
     _first_on_path(root)
     _forget_foreign(root)
-    tried = set()
+    tried, before = set(), set(sys.modules)
     while True:
         try:
-            with standins.loading():
+            with standins.loading(), _remember(before):
                 return _import_file(path)
         except ModuleNotFoundError as e:
             top = (e.name or "").split(".")[0]
@@ -179,6 +192,18 @@ def _import_with_retries(spec: str, path: str, standins: "StandIns") -> types.Mo
                 standins.add(top, str(_load_error(spec, e)), _importer(e, root))
             else:
                 raise
+
+
+@contextlib.contextmanager
+def _remember(before: set):
+    """Note the modules the student's files import (the student's own, not the libraries')."""
+    try:
+        yield
+    finally:
+        for name in set(sys.modules) - before:
+            origin = _origin(sys.modules[name])
+            if origin and not origin.startswith(LIBRARY_DIRS + (PACKAGE + os.sep,)):
+                _LOADED[name] = origin
 
 
 def _book_root(path: str) -> str | None:
@@ -200,9 +225,7 @@ def _forget_foreign(folder: str) -> None:
     except OSError:
         return
     for name in [n for n in sys.modules if n.split(".")[0] in names]:
-        module = sys.modules[name]
-        origin = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", None) or []), "")
-        origin = os.path.realpath(origin) if origin else ""
+        origin = _origin(sys.modules[name])
         if not origin.startswith(LIBRARY_DIRS + (PACKAGE + os.sep, folder + os.sep)):
             del sys.modules[name]
 
