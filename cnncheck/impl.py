@@ -158,7 +158,8 @@ def _import(spec: str) -> tuple[types.ModuleType, str]:
     finally:
         standins.done()
     root = _package_root(os.path.realpath(module.__file__))[0] if getattr(module, "__file__", None) else ""
-    _load_info(module).update(standins=standins.missing, notes=standins.notes())
+    if standins.missing:
+        _load_info(module, keep=True).update(standins=standins.missing, notes=standins.notes())
     return module, root
 
 
@@ -359,15 +360,15 @@ class _Missing(types.ModuleType):
         return (object,)  # `class Net(nn.Module)` while loading: a plain class
 
 
-def _load_info(module) -> dict:
-    """What loading the module found out: stand-ins used ({top: (error, file)}) and notes."""
+def _load_info(module, keep: bool = False) -> dict:
+    """What loading the module found out: stand-ins used ({top: (error, file)}) and notes
+    (kept with the module when `keep`: only for modules loaded here)."""
     info = getattr(module, "__cnncheck_load__", None)
     if info is None:
         info = {"standins": {}, "notes": []}
-        try:
-            module.__cnncheck_load__ = info
-        except (AttributeError, TypeError):
-            pass
+        if keep:
+            with contextlib.suppress(AttributeError, TypeError):
+                module.__cnncheck_load__ = info
     return info
 
 
@@ -445,10 +446,10 @@ def import_spec(spec: str | types.ModuleType, notes=None) -> tuple[types.ModuleT
     if isinstance(spec, types.ModuleType):
         root = _package_root(os.path.realpath(spec.__file__))[0] if getattr(spec, "__file__", None) else ""
         return spec, root
-    heard = _Notes()
-    with student_code(heard, os.getcwd()):
+    heard, path = _Notes(), _resolve(spec)
+    with student_code(heard, _package_root(path)[0] if path else os.getcwd()):
         module, root = _import(spec)
-    info = _load_info(module)
+    info = _load_info(module, keep=bool(heard.notes))
     info["notes"] = list(dict.fromkeys([*heard.notes, *info["notes"]]))
     for n in info["notes"] if notes is not None else ():
         notes.note(n)

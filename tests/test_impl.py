@@ -150,3 +150,34 @@ def test_the_innermost_student_frame_is_named(tmp_path):
     result = check_case(CASE, impl)
     assert result.error.startswith("conv_backward_naive raised ValueError: cannot reshape")
     assert result.error.endswith("student.py:11 in twice")
+
+
+def test_a_warning_while_loading_is_a_note_of_the_layers_found(tmp_path):
+    path = write(tmp_path, "warns.py", """
+        import warnings
+        warnings.warn("old habits")
+        from cnncheck.layers import conv_forward_naive, conv_backward_naive
+        """)
+    impl = load(path, "conv")
+    assert check_case(CASE, impl).passed
+    notes = impl.take_notes()
+    assert any("UserWarning: old habits" in n and "warns.py:3" in n for n in notes), notes
+
+
+def test_modules_of_an_earlier_tree_do_not_leak_into_the_next(tmp_path):
+    for k in (1, 2):
+        write(tmp_path, f"t{k}/helpers_xyz.py", f"SCALE = {k}.0\n")
+        write(tmp_path, f"t{k}/layers.py", """
+            from helpers_xyz import SCALE
+            from cnncheck.layers import conv_backward_naive as _b, conv_forward_naive as _f
+
+            def conv_forward_naive(x, w, b, conv_param):
+                out, cache = _f(x, w, b, conv_param)
+                return out * SCALE, cache
+
+            def conv_backward_naive(dout, cache):
+                return _b(dout, cache)
+            """)
+    assert check_case(CASE, load(str(tmp_path / "t1/layers.py"), "conv")).passed
+    assert not check_case(CASE, load(str(tmp_path / "t2/layers.py"), "conv")).passed
+    assert sys.modules["helpers_xyz"].__file__.startswith(str(tmp_path / "t2"))
