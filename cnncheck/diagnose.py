@@ -259,13 +259,19 @@ def _groups(runs: list[CaseResult]):
         yield q, {id(r) for r, _ in have}, {id(r) for r, c in have if not c.passed and is_shape(c)}
         values = [(r, c) for r, c in have if not is_shape(c) and (q == "out" or _forward_ok(r))]
         yield q, {id(r) for r, _ in values}, {id(r) for r, c in values if not c.passed}
-    texts = {}
+    texts, raised = {}, {}
     for r in runs:
         for q, c in _failures(r):
             if c is None:
                 texts.setdefault((q, re.sub(r"\d+", "#", r.error)), set()).add(id(r))
+                raised[id(r)] = q
     for (q, _), failing in texts.items():
         yield q, {id(r) for r in runs}, failing
+    if ERROR in raised.values():  # every error of the backward, whatever its text
+        yield ERROR, {id(r) for r in runs}, {rid for rid, q in raised.items() if q == ERROR}
+    if "out" in raised.values():  # out failing in its values here, raising there
+        have = [r for r in runs if raised.get(id(r)) == "out" or any(c.name == "out" for c in r.checks)]
+        yield "out", {id(r) for r in have}, {id(r) for r in have if not _forward_ok(r)}
 
 
 def _explain(patterns: list, q: str, runs: list, universe: set, failing: set) -> list:
@@ -320,8 +326,9 @@ def diagnose(results: list[CaseResult], source: str | None = None) -> list[CaseR
         signed = set()  # (case, quantity) a sign explains: its pattern adds nothing
         for r in runs:
             for q, c in _failures(r):
-                s = next((s for s in signs if q in s.grads and (not s.backward or _forward_ok(r))
-                          and s.test(r, c)), None)  # the layer's own first, the most specific
+                s = next((s for s in signs if q in s.grads and (c is not None or ERROR in s.grads)
+                          and (not s.backward or _forward_ok(r)) and s.test(r, c)),
+                         None)  # the layer's own first, the most specific
                 if s:
                     add(id(r), s.text(r, c), s.line)
                     signed.add((id(r), q))
@@ -331,8 +338,9 @@ def diagnose(results: list[CaseResult], source: str | None = None) -> list[CaseR
             if all((rid, q) in signed for rid in failing):
                 continue
             for p in _explain(patterns, q, runs, universe, failing):
-                for rid in failing:  # "dw fails only at stride > 1: ..."
-                    add(rid, p.hint if q == ERROR else f"{q} {p.hint}", p.line)
+                for rid in failing:  # "fails only at stride > 1, in dw: ..."
+                    where = "the forward" if q == "out" else q
+                    add(rid, p.hint if q == ERROR else p.hint.replace(": ", f", in {where}: ", 1), p.line)
         for r in runs:
             r.hint = SEP.join(found[id(r)]) or None
     return results

@@ -10,7 +10,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from cnncheck.diagnose import heat_map
+from cnncheck.diagnose import heat_map, hints_of
 from cnncheck.gradcheck import CaseResult, Check
 from cnncheck.taylor import summary as taylor_summary
 
@@ -49,6 +49,7 @@ def case_dict(r: CaseResult) -> dict:
         "passed": r.passed,
         "error": r.error,
         "hint": r.hint,
+        "hints": hints_of(r),
         "notes": r.notes,
         "seconds": round(r.seconds, 6),
         "calls": dict(r.calls),  # forward and backward calls of the checked code
@@ -112,8 +113,8 @@ def _folded(results: list[CaseResult]):
     as 'in all 7 cases: error: ...' or 'in 5 of 7 cases: ...'."""
     count = Counter()
     for r in results:
-        hint = r.hint if r.hint and r.hint not in (r.error or "") else None  # else in the error
-        count.update({("error", r.error), ("hint", hint), *(("note", n) for n in r.notes)})
+        hints = [h for h in hints_of(r) if h not in (r.error or "")]  # else in the error
+        count.update({("error", r.error), *(("hint", h) for h in hints), *(("note", n) for n in r.notes)})
     shown, style, total = set(), {"error": "red", "hint": "yellow", "note": "dim"}, len(results)
 
     def line(r: CaseResult, kind: str, text: str):
@@ -139,8 +140,8 @@ def worst_line(c: Check, w: dict) -> str:
 
 
 def details(results: list[CaseResult]) -> list:
-    """Below the table: errors, failures with their worst elements, and notes; an error, hint
-    or note shared by several cases shows once."""
+    """Below the tables: errors, failures with their worst elements and heat maps, then the
+    hints and the notes; an error, hint or note shared by several cases shows once."""
     lines, line = [], _folded(results)
     for r in results:
         if r.error:
@@ -152,12 +153,13 @@ def details(results: list[CaseResult]) -> list:
             lines.extend(Text(f"  {worst_line(c, w)}") for w in c.worst)
             rows = heat_map(c.error_map) if c.error_map else []
             if rows:
-                grid = "(HH, WW), summed over F and C" if c.name == "dw" else "(H, W), summed over N and C"
+                grid = r.case.kind.error_grid(c.name)
                 lines.append(Text(f"    |analytic - numerical| by {grid}:", style="dim"))
                 lines.extend(Text(f"    |{row}|") for row in rows)
-        if r.hint and r.hint not in (r.error or ""):  # an error's own hint is already in it
-            lines.append(line(r, "hint", r.hint))
-        lines.extend(line(r, "note", n) for n in r.notes)
+    for r in results:  # the hints together, just above the summary
+        lines.extend(line(r, "hint", h) for h in hints_of(r)
+                     if h not in (r.error or ""))  # an error's own hint is already in it
+    lines.extend(line(r, "note", n) for r in results for n in r.notes)
     return [t for t in lines if t is not None]
 
 
@@ -179,8 +181,23 @@ def summary(results: list[CaseResult]) -> Text:
     return text
 
 
-def print_table(results: list[CaseResult], console: Console) -> None:
-    parts = [p for r in results for p in (case_header(r), table(r))]
+def passed_line(r: CaseResult, width: int) -> Text:
+    """A passing case in one line: its name (padded to `width`), time and geometry (cut to fit)."""
+    shapes = " ".join(f"{k} {shape(v)}" for k, v in r.case.input_shapes().items() if len(v) > 1)
+    text = Text("pass  ", style="green", no_wrap=True, overflow="ellipsis")
+    text.append(r.case.name.ljust(width), style="bold")
+    text.append(f"  {r.seconds:5.2f} s  {r.case.describe()} | {shapes}", style="dim")
+    return text
+
+
+def print_table(results: list[CaseResult], console: Console, verbose: bool = False) -> None:
+    """Every case's table when verbose or when there is one case; else a line for each passing
+    case and the table for each failing one. Below them the failures' worst elements and heat
+    maps, the hints and notes (each shown once), and the summary last."""
+    full = verbose or len(results) == 1
+    width = max(len(r.case.name) for r in results) if results else 0
+    parts = [p for r in results
+             for p in ((case_header(r), table(r)) if full or not r.passed else (passed_line(r, width),))]
     console.print(Group(*parts, *details(results), summary(results)))
 
 
@@ -214,7 +231,7 @@ def to_junit(results: list[CaseResult]) -> str:
             elif not c.passed:
                 counts["failures"] += 1
                 message, body = failure_text(c)
-                body += f"\nhint: {r.hint}" if r.hint else ""
+                body += "".join(f"\nhint: {h}" for h in hints_of(r))
                 ET.SubElement(tc, "failure", message=message, type="CheckFailure").text = body
     suite.attrib.update({k: str(v) for k, v in counts.items()},
                         skipped="0", time=f"{sum(r.seconds for r in results):.6f}")

@@ -58,10 +58,10 @@ BUGS = [
         "conv", "name 'xrange' is not defined", "use range"),
     Bug("conv/db_times_n.py", CONV, "    db = np.sum(dout, axis=(0, 2, 3))\n",  # N times too large
         "    db = np.zeros_like(b)\n    for n in range(N):\n        db += np.sum(dout, axis=(0, 2, 3))\n",
-        "conv", {"db"}),
-    Bug("conv/dw_transposed.py", CONV, "return dx, dw, db", "return dx, dw.transpose(0, 1, 3, 2), db",
+        "conv", {"db"}, "times the numerical gradient everywhere"),
+    Bug("conv/dw_flipped.py", CONV, "return dx, dw, db", "return dx, dw[:, :, ::-1, ::-1], db",  # a convolution's flip
         "conv", {"dw"}),
-    Bug("conv/no_bias.py", CONV, " + b\n", "\n", "conv", {"out", "db"}),
+    Bug("conv/no_bias.py", CONV, " + b\n", "\n", "conv", {"out", "db"}, "does not change when b does"),
     Bug("conv/missing_plus_one.py", CONV, *_conv_size("({X} + 2 * pad - {K}) // stride"), "conv", {"out"}),
     Bug("conv/returns_none.py", CONV, "    return dx, dw, db\n", "",
         "conv", "conv_backward_naive ({path}:22) returned None"),
