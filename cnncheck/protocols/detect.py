@@ -109,12 +109,12 @@ def _book_class(module, kind, label, spec):
         cls = getattr(module, name, None)
         if isinstance(cls, type):
             return LayerClass(cls, f"{label}: {name}", spec)
-    fits = [c for c in _public(module, type).values() if _layer_like(c) and _fits(c, kind, spec)]
+    fits = {n: c for n, c in _public(module, type).items() if _layer_like(c) and _fits(c, kind, spec)}
     if not fits:
         return None
-    cls = max(fits, key=lambda c: max(_likeness(c.__name__, n) for n in spec.names))
-    adapter = LayerClass(cls, f"{label}: {cls.__name__}", spec)
-    adapter.note(f"checking class {cls.__name__} as the book's {spec.names[0]} (another with --class NAME)")
+    name = max(fits, key=lambda n: max(_likeness(n, book) for book in spec.names))
+    adapter = LayerClass(fits[name], f"{label}: {name}", spec)
+    adapter.note(f"checking class {name} as the book's {spec.names[0]} (another with --class NAME)")
     return adapter
 
 
