@@ -252,3 +252,19 @@ def test_book_pad_is_an_int():
     """The book's helpers take one stride and pad; pairs of equal sides pass as ints."""
     result = check_case(im2col_case(pad=(1, 1), stride=(1, 1)), pair(load("book_util"), "dlfs"))
     assert result.passed
+
+
+def test_the_books_own_util_passes_and_its_equals_variant_fails(tmp_path, monkeypatch):
+    """The official common/util.py (tests/books/dlfs), found by its function names."""
+    from cnncheck.impl import load as load_impl
+    from cnncheck.suites import default_suite
+
+    source = (Path(__file__).parent / "books" / "dlfs" / "common" / "util.py").read_text()
+    assert source.count("] += col[") == 1
+    (tmp_path / "good.py").write_text(source)
+    (tmp_path / "broken.py").write_text(source.replace("] += col[", "] = col["))
+    monkeypatch.chdir(tmp_path)
+    cases = default_suite("im2col")
+    assert all(check_case(case, load_impl("good.py", "im2col")).passed for case in cases)
+    broken = {case.name for case in cases if not check_case(case, load_impl("broken.py", "im2col")).passed}
+    assert broken == {case.name for case in cases if case.stride[0] < case.pool[0]}  # where windows overlap

@@ -267,3 +267,17 @@ def test_zero_padding_fails_with_negative_inputs():
 
 def test_minus_inf_padding_passes():
     assert check_case(padded_case(), book_pair(-np.inf, size_with_pad=True)).passed
+
+
+def test_the_books_own_pooling_fails_with_padding_and_passes_without(monkeypatch):
+    """The official code (tests/books/dlfs), through the book's-classes adapter."""
+    from pathlib import Path
+
+    from cnncheck.impl import load
+
+    root = Path(__file__).parent / "books" / "dlfs"
+    monkeypatch.chdir(root)  # the reader's repository root
+    pooling = load("common/layers.py", "max_pool")
+    assert check_case(padded_case(pad=(0, 0), stride=(1, 1)), pooling).passed
+    result = check_case(padded_case(), pooling)
+    assert not result.passed and "Pooling.forward raised ValueError: cannot reshape" in result.error
