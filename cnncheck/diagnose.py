@@ -214,6 +214,9 @@ def _factor(r, c) -> str:
     k = ratio(c)
     if abs(k + 1) < 1e-6:
         return f"{c.name} has the wrong sign everywhere: a `-=` where `+=` belongs, or a minus too many?"
+    if abs(k - r.case.x_shape[0]) < 1e-6 * k:
+        return (f"{c.name} is N times the numerical gradient everywhere (N, the batch size): a sum "
+                "over the batch counted once per sample?")
     return (f"{c.name} is {k:.4g} times the numerical gradient everywhere: a factor too many or missing "
             f"(a sum counted once per sample, a mean for a sum, a division by the window size?)")
 
@@ -276,7 +279,8 @@ def _groups(runs: list[CaseResult]):
 
 def _explain(patterns: list, q: str, runs: list, universe: set, failing: set) -> list:
     """The pattern whose cases (among those checked) are exactly the failing ones; else the one
-    pair of patterns whose cases together are (two bugs in one quantity); else none."""
+    pair of patterns whose cases together are (two bugs in one quantity); else none. As
+    (pattern, its failing cases) pairs."""
     if not failing or failing == universe:
         return []
     sets = []
@@ -284,7 +288,7 @@ def _explain(patterns: list, q: str, runs: list, universe: set, failing: set) ->
         s = {id(r) for r in runs if id(r) in universe and p.holds(r.case)}
         if q in p.grads and s and s != universe:
             sets.append((p, frozenset(s)))
-    exact = [p for p, s in sets if s == failing]
+    exact = [(p, s) for p, s in sets if s == failing]
     if exact:
         return exact[:1]
     inside = [(p, s) for p, s in sets if s <= failing]
@@ -292,7 +296,7 @@ def _explain(patterns: list, q: str, runs: list, universe: set, failing: set) ->
     for i, (p, s) in enumerate(inside):
         for p2, s2 in inside[i + 1:]:
             if s | s2 == failing and not (s <= s2 or s2 <= s):
-                pairs.setdefault(frozenset((s, s2)), [p, p2])
+                pairs.setdefault(frozenset((s, s2)), [(p, s), (p2, s2)])
     return next(iter(pairs.values())) if len(pairs) == 1 else []
 
 
@@ -326,24 +330,30 @@ def diagnose(results: list[CaseResult], source: str | None = None) -> list[CaseR
         signed = set()  # (case, quantity) a sign explains: its pattern adds nothing
         for r in runs:
             for q, c in _failures(r):
-                s = next((s for s in signs if q in s.grads and (c is not None or ERROR in s.grads)
-                          and (not s.backward or _forward_ok(r)) and s.test(r, c)),
-                         None)  # the layer's own first, the most specific
-                if s:
+                if s := _sign([s for s in signs if not s.fallback], r, q, c):
                     add(id(r), s.text(r, c), s.line)
                     signed.add((id(r), q))
             if r.error and (h := error_hint(r.error)):
                 add(id(r), h)
         for q, universe, failing in _groups(runs):
-            if all((rid, q) in signed for rid in failing):
-                continue
-            for p in _explain(patterns, q, runs, universe, failing):
-                for rid in failing:  # "fails only at stride > 1, in dw: ..."
+            for p, cases in _explain(patterns, q, runs, universe, failing):
+                if all((rid, q) in signed for rid in cases):
+                    continue  # their own evidence said it already
+                for rid in cases:  # "fails only at stride > 1, in dw: ..."
                     where = "the forward" if q == "out" else q
                     add(rid, p.hint if q == ERROR else p.hint.replace(": ", f", in {where}: ", 1), p.line)
-        for r in runs:
+        for r in runs:  # last resort: what a check shows where nothing else spoke
+            for q, c in _failures(r) if not found[id(r)] else ():
+                if s := _sign([s for s in signs if s.fallback], r, q, c):
+                    add(id(r), s.text(r, c), s.line)
             r.hint = SEP.join(found[id(r)]) or None
     return results
+
+
+def _sign(signs: list, r: CaseResult, q: str, c) -> Sign | None:
+    """The first sign (the layer's own first, the most specific) this failure shows."""
+    return next((s for s in signs if q in s.grads and (c is not None or ERROR in s.grads)
+                 and (not s.backward or _forward_ok(r)) and s.test(r, c)), None)
 
 
 def hints_of(r: CaseResult) -> list[str]:

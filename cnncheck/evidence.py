@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 GRADS = ("dx", "dw", "db")
+ALL_ZEROS = "is all zeros"  # a check's message that saw the whole gradient zero
 ERROR = "error"  # the quantity of a case's error (the layer raised or returned nonsense)
 
 
@@ -32,6 +33,7 @@ class Sign:
     grads: tuple = GRADS  # the quantities it reads (out, dx, dw, db, error)
     line: str | None = None
     backward: bool = True  # it blames the backward: not read where the forward is wrong
+    fallback: bool = False  # read only where nothing else gave the case a hint
 
     def text(self, r, c) -> str:
         return self.hint(r, c) if callable(self.hint) else self.hint
@@ -70,10 +72,11 @@ def mostly_failed(c) -> bool:
 
 
 def analytic_zero(r, c) -> bool:
-    """Every worst element's analytic value is 0 while the numerical one is not: a gradient
-    that stays all zeros."""
+    """Every worst element's analytic value is 0 while the numerical one is not, and most
+    elements fail (or the check saw it whole): a gradient that stays all zeros."""
     pairs = _sides(c) if c is not None and not is_shape(c) else []
-    return bool(pairs) and mostly_failed(c) and all(a == 0 and n != 0 for a, n in pairs)
+    whole = mostly_failed(c) or ALL_ZEROS in (c.message or "") if pairs else False
+    return whole and all(a == 0 and n != 0 for a, n in pairs)
 
 
 def numerical_zero(r, c) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnncheck.layers._geometry import _lowest, _out_size, _pad, _pair, _window
-from cnncheck.evidence import Sign, overlapping
+from cnncheck.evidence import ALL_ZEROS, Sign, is_shape, overlapping
 from cnncheck.layers.kind import Classes, Functions, LayerKind
 from cnncheck.layers.suites import POOL_DEFAULT, POOL_LINSPACE, POOL_SUITE
 
@@ -182,7 +182,7 @@ def conserve(case, chk, dx, dout) -> None:
         if chk.passed:  # no element shows it, only the sum: its worst elements would mislead
             chk.worst, chk.error_map = [], None
         chk.passed = False
-        why = TIED if has_ties(case) else NO_TIES
+        why = f"dx {ALL_ZEROS}" if not dx.any() else TIED if has_ties(case) else NO_TIES
         chk.message = f"sum(dx) - sum(dout) = {excess[n, c]:.4g} at sample {n}, channel {c}: {why}"
 
 
@@ -211,10 +211,29 @@ def _overwritten(r, c) -> bool:
     return NO_TIES in (c.message or "") and overlapping(r.case)
 
 
+def _crossed(r, c) -> bool:
+    """dout lost or counted twice, no ties, and windows that do not overlap: the backward's do."""
+    return NO_TIES in (c.message or "") and not overlapping(r.case)
+
+
+def _misplaced(r, c) -> bool:
+    """dx wrong in its values while every window's dout arrived in full: it went to the wrong
+    element."""
+    return not is_shape(c) and not c.message and c.failed > 0
+
+
 HINTS = (
     Sign("overwritten windows", _overwritten,
          "windows overlap here, and backward assigns (`dx[...] = ...`) where it must accumulate "
          "(`+=`): a later window overwrites what an earlier one gave", grads=("dx",)),
+    Sign("crossed windows", _crossed,
+         "dout was lost or counted twice though these windows do not overlap: the backward's windows "
+         "do (is the stride left out, `i` for `i * stride`?), and it assigns (`=`) where it must "
+         "accumulate (`+=`)", grads=("dx",)),
+    Sign("misplaced", _misplaced,
+         "each window's dout reaches dx in full, but at the wrong element: check the window's start "
+         "(`i * stride`, `j * stride`) and the argmax's offset within it (unravelled with the "
+         "window's own shape)", grads=("dx",), fallback=True),
 )
 
 

@@ -58,7 +58,7 @@ BUGS = [
         "conv", "name 'xrange' is not defined", "use range"),
     Bug("conv/db_times_n.py", CONV, "    db = np.sum(dout, axis=(0, 2, 3))\n",  # N times too large
         "    db = np.zeros_like(b)\n    for n in range(N):\n        db += np.sum(dout, axis=(0, 2, 3))\n",
-        "conv", {"db"}, "times the numerical gradient everywhere"),
+        "conv", {"db"}, "db is N times the numerical gradient everywhere (N, the batch size)"),
     Bug("conv/dw_flipped.py", CONV, "return dx, dw, db", "return dx, dw[:, :, ::-1, ::-1], db",  # a convolution's flip
         "conv", {"dw"}),
     Bug("conv/no_bias.py", CONV, " + b\n", "\n", "conv", {"out", "db"}, "does not change when b does"),
@@ -107,6 +107,66 @@ BUGS = [
         "conv_backward_naive timed out after 0.5 s at {path}:"),  # with --timeout 0.5
 ]
 BY_NAME = {b.name: b for b in BUGS}
+
+
+@dataclass(frozen=True)
+class Bugs:
+    """A correct file with one bug or several at once: `edits` are (old, new) substitutions,
+    each of text occurring exactly once. The report must give each phrase of `hints` in the hint
+    of some failing case, and no phrase of `never` anywhere (hints and check messages)."""
+
+    name: str
+    base: str
+    edits: tuple
+    command: str
+    hints: tuple
+    never: tuple = ()
+
+
+POOL_ADD = "dx[n, c, hs + r, ws + s] += dout[n, c, i, j]"
+DW_WINDOW = "window = x_pad[:, :, hs:hs + HH, ws:ws + WW]"
+FORWARD_PAD = "    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), 'constant')\n    out = "
+TIES = ("tied maxima", "shared among")  # a message about ties, where the inputs hold none
+MANY = [
+    # two bugs: an unpad that empties dx at pad 0, and the stride left out of dw's window
+    Bugs("conv/unpad_and_dw_stride.py", CONV, ((UNPAD, "    dx = dx_pad[:, :, pad:-pad, pad:-pad]\n"),
+                                               (DW_WINDOW, "window = x_pad[:, :, i:i + HH, j:j + WW]")),
+         "conv", ("dx is empty at pad 0", "fails only at stride > 1, in dw")),
+    # two bugs in one gradient: `=` for `+=` and the stride left out, both in dx
+    Bugs("pool/assign_and_stride.py", POOL, ((POOL_ADD, POOL_ADD.replace("+=", "=")),
+                                             ("hs, ws = i * stride, j * stride", "hs, ws = i, j")),
+         "pool", ("a later window overwrites", "is the stride left out, `i` for `i * stride`?"), TIES),
+    # two bugs in two layers' worth of code: the dx update into a local name, db N times
+    Bugs("conv/dx_local_and_db_factor.py", CONV, ((DX_ADD, "dxw = " + DX_ADD.replace(" +=", " +")),
+                                                  ("    db = np.sum(dout, axis=(0, 2, 3))\n",
+                                                   "    db = N * np.sum(dout, axis=(0, 2, 3))\n")),
+         "conv", ("dx is all zeros", "db is N times the numerical gradient")),
+    # one bug each
+    Bugs("pool/assign_not_add_random.py", POOL, ((POOL_ADD, POOL_ADD.replace("+=", "=")),),
+         "pool", ("must accumulate (`+=`): a later window overwrites",), TIES),
+    Bugs("pool/dx_local.py", POOL, ((POOL_ADD, "d = " + POOL_ADD.replace(" +=", " +")),),
+         "pool", ("dx is all zeros: is the gradient written into a local name",), ("backward assigns",)),
+    Bugs("conv/forward_ignores_x.py", CONV, ((FORWARD_PAD, FORWARD_PAD.replace("np.pad(x,", "np.pad(np.ones_like(x),")),),
+         "conv", ("does not change when x does",), ("backward",)),
+    Bugs("conv/dw_transposed.py", CONV, (("return dx, dw, db", "return dx, dw.transpose(0, 1, 3, 2), db"),),
+         "conv", ("fails only with non-square kernels or pools, in dw: height and width mixed up",)),
+    Bugs("conv/width_from_height.py", CONV, (("W_out = 1 + (W + 2", "W_out = 1 + (H + 2"),),
+         "conv", ("fails only on non-square inputs, in the forward",), ("backward",)),
+]
+MANY_BY_NAME = {b.name: b for b in MANY}
+
+
+def write_bugs(name, directory):
+    """Write the file `name` of MANY under `directory`; return its path as a str."""
+    bugs = MANY_BY_NAME[name]
+    text = (TESTS / bugs.base).read_text()
+    for old, new in bugs.edits:
+        assert text.count(old) == 1, f"{name}: {old!r} occurs {text.count(old)} times"
+        text = text.replace(old, new)
+    path = Path(directory) / bugs.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path)
 
 
 def write_bug(name, directory):

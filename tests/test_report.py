@@ -1,0 +1,166 @@
+"""The report a student reads: compact for suites, a hint for each bug even when several meet.
+
+Broken files are correct files with one bug or several, written at test time from the table
+`students.bugs.MANY`; the report must name each bug with its hint and never blame the wrong thing
+(ties where there are none, the backward for a forward fault).
+"""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cnncheck import diagnose, report
+from cnncheck.case import Case
+from cnncheck.cli import main
+from cnncheck.gradcheck import CaseResult, Check, check_case
+from cnncheck.impl import load
+from cnncheck.layers import max_pool
+from cnncheck.suites import default_suite
+from students.bugs import BY_NAME, MANY_BY_NAME, write_bug, write_bugs
+
+S = "tests/students/"
+SCREEN = 25  # lines
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def everything(doc) -> str:
+    """Every hint and check message of a JSON result, as one text."""
+    parts = [h for c in doc["cases"] for h in c["hints"]]
+    parts += [str(k.get("message")) for c in doc["cases"] for k in c["checks"]]
+    return "\n".join(parts)
+
+
+# -- many bugs, each named -------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(MANY_BY_NAME))
+def test_each_bug_of_a_file_gets_its_hint_and_nothing_blames_the_wrong_thing(name, tmp_path):
+    bugs = MANY_BY_NAME[name]
+    result = run(bugs.command, "--impl", write_bugs(name, tmp_path), "--format", "json", "--jobs", "2")
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 1 and not doc["passed"]
+    hints = [h for c in doc["cases"] if not c["passed"] for h in c["hints"]]
+    for phrase in bugs.hints:
+        assert any(phrase in h for h in hints), (phrase, set(hints))
+    for phrase in bugs.never:
+        assert phrase not in everything(doc), phrase
+    assert all(c["hint"] == "; ".join(c["hints"]) or (c["hint"] is None and not c["hints"])
+               for c in doc["cases"])  # `hint` keeps working for JSON consumers
+
+
+def test_two_bugs_in_two_gradients_give_two_hints_on_the_cases_each_fails(tmp_path):
+    """The unpad that empties dx at pad 0 and dw's window without the stride."""
+    result = run("conv", "--impl", write_bugs("conv/unpad_and_dw_stride.py", tmp_path), "--format", "json")
+    cases = {c["name"]: c for c in json.loads(result.stdout)["cases"]}
+    both = cases["conv 3x2 kernel on 7x8, stride 2, pad 0"]["hints"]
+    assert len(both) == 2 and "dx is empty at pad 0" in both[0] and ", in dw:" in both[1]
+    assert cases["conv pad 0"]["hints"] == [both[0]] and cases["conv stride 2"]["hints"] == [both[1]]
+    assert cases["conv notebook backward"]["hints"] == []
+
+
+def test_the_hint_points_at_the_students_line(tmp_path):
+    path = write_bugs("conv/unpad_and_dw_stride.py", tmp_path)
+    impl = load(path, "conv")
+    results = diagnose.diagnose([check_case(c, impl) for c in default_suite("conv")[2:3]], source=path)
+    assert f"(see {path}:39: `dx = dx_pad[:, :, pad:-pad, pad:-pad]`)" in results[0].hint
+
+
+def test_the_line_of_an_if_without_else(tmp_path):
+    path = write_bug("conv/unpad_if.py", tmp_path)
+    impl = load(path, "conv")
+    results = diagnose.diagnose([check_case(c, impl) for c in default_suite("conv")], source=path)
+    failing = [r for r in results if not r.passed]
+    assert failing and all(BY_NAME["conv/unpad_if.py"].hint in r.hint for r in failing)
+    assert all(r.hint.endswith(f"(see {path}:39: `if pad > 0:`)") for r in failing)
+
+
+# -- messages that blame the right thing --------------------------------------------------------
+def test_conservation_speaks_of_ties_only_when_the_inputs_hold_some(tmp_path):
+    impl = load(write_bugs("pool/assign_not_add_random.py", tmp_path), "max_pool")
+    case = Case("max_pool", (2, 2, 5, 5), pool=(2, 3), stride=(1, 1), pad=(0, 0), name="overlap")
+    random = check_case(case, impl).checks[1]
+    assert "no ties here: part of dout was lost or counted twice (overwritten windows?)" in random.message
+    tied = check_case(case.with_(inputs={"x": "integers"}), impl).checks[1]
+    assert not tied.passed and "tied maxima" in tied.message and "no ties" not in tied.message
+    assert max_pool.has_ties(case.with_(inputs={"x": "integers"})) and not max_pool.has_ties(case)
+
+
+def test_a_forward_fault_gets_no_backward_hint(tmp_path):
+    results = diagnose.diagnose([check_case(c, load(write_bug("pool/off_by_one_window.py", tmp_path), "max_pool"))
+                                 for c in default_suite("max_pool")])
+    assert not any(r.passed for r in results)
+    assert not any("backward" in h for r in results for h in diagnose.hints_of(r))
+
+
+def verdict(case, **check) -> CaseResult:
+    return CaseResult(case, case.output_shape(), checks=[Check("out", True), Check(**{"passed": False, **check})])
+
+
+@pytest.mark.parametrize("check, phrase", [
+    ({"name": "dx", "failed": 90, "elements": 100, "worst": [{"analytic": 0.0, "numerical": 0.3}] * 3},
+     "dx is all zeros: is the gradient written into a local name"),
+    ({"name": "dx", "failed": 90, "elements": 100, "worst": [{"analytic": 0.2, "numerical": 0.0}] * 3},
+     "your forward's output does not change when x does"),
+    ({"name": "dw", "failed": 90, "elements": 100,
+      "worst": [{"analytic": -0.5, "numerical": 0.5}, {"analytic": 2.0, "numerical": -2.0}]},
+     "dw has the wrong sign everywhere"),
+    ({"name": "dx", "method": "shape", "message": "dx has shape (4, 3, 5, 5), expected (4, 3, 3, 3)"}, None),
+    ({"name": "dx", "failed": 3, "elements": 100, "error_map": [[1.0, 1.0, 1.0, 1.0, 1.0], [1.0, 0, 0, 0, 1.0],
+                                                                 [1.0, 0, 0, 0, 1.0], [1.0, 0, 0, 0, 1.0],
+                                                                 [1.0, 1.0, 1.0, 1.0, 1.0]]},
+     "dx is wrong only on its border"),
+])
+def test_a_check_shows_its_bug_on_its_own(check, phrase):
+    case = default_suite("conv")[0]  # 4x3x5x5, pad 1
+    r = diagnose.diagnose([verdict(case, **check)])[0]
+    assert (r.hint is None) if phrase is None else (phrase in r.hint)
+
+
+def test_a_dx_empty_at_pad_0_and_a_window_off_by_its_area_in_avg_pool():
+    conv = next(c for c in default_suite("conv") if c.pad == (0, 0))
+    r = diagnose.diagnose([verdict(conv, name="dx", method="shape", message="dx has shape (2, 3, 0, 0), expected")])
+    assert "dx is empty at pad 0" in r[0].hint
+    avg = default_suite("avg_pool")[0]  # 2x2 windows
+    r = diagnose.diagnose([verdict(avg, name="dx", failed=90, elements=100,
+                                   worst=[{"analytic": 4.0, "numerical": 1.0}, {"analytic": -2.0, "numerical": -0.5}])])
+    assert r[0].hint.startswith("dx is 4 times the numerical gradient: each element of a window gets dout / (")
+
+
+# -- the table ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("command, path", [("conv", S + "conv/correct.py"), ("pool", S + "pool/correct.py"),
+                                           ("conv", S + "good_vectorized.py")])
+def test_a_passing_file_fits_on_one_screen_with_a_line_per_case(command, path):
+    result = run(command, "--impl", path)
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0 and len(lines) <= SCREEN, result.stdout
+    assert sum(line.startswith("pass  ") for line in lines) == len(default_suite("conv" if command == "conv" else "max_pool"))
+    assert "hint" not in result.stdout and lines[-1].startswith(f"{len(lines) - 1} cases")
+    verbose = run(command, "--impl", path, "-v").stdout.splitlines()
+    assert sum("rel error" in line for line in verbose) == len(lines) - 1
+    assert not any(line.startswith("pass  ") for line in verbose)
+
+
+def test_a_single_case_keeps_its_table():
+    result = run("conv")
+    assert result.exit_code == 0 and "rel error" in result.stdout
+    assert not any(line.startswith("pass  ") for line in result.stdout.splitlines())
+
+
+def test_failing_cases_show_their_table_worst_elements_and_hints_above_the_summary(tmp_path):
+    result = run("conv", "--impl", write_bugs("conv/unpad_and_dw_stride.py", tmp_path))
+    out = result.stdout
+    assert out.count("rel error") == 6 and sum(line.startswith("pass  ") for line in out.splitlines()) == 5
+    assert "analytic" in out and "|analytic - numerical| by (HH, WW), summed over F and C:" in out
+    tail = out.split("hint:", 1)[1]
+    assert "at [" not in tail and out.splitlines()[-1].startswith("11 cases")  # hints last, then the summary
+
+
+def test_json_and_junit_keep_every_detail(tmp_path):
+    path = write_bugs("conv/unpad_and_dw_stride.py", tmp_path)
+    doc = json.loads(run("conv", "--impl", path, "--format", "json").stdout)
+    assert len(doc["cases"]) == 11 and all(c["checks"] for c in doc["cases"])
+    xml = run("conv", "--impl", path, "--format", "junit").stdout
+    assert xml.count("<testcase ") == sum(len(c["checks"]) for c in doc["cases"])
+    assert "hint: dx is empty at pad 0" in xml and "hint: fails only at stride &gt; 1, in dw" in xml
+
