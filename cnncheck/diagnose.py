@@ -310,50 +310,58 @@ def source_of(results: list[CaseResult]) -> str | None:
 
 
 def diagnose(results: list[CaseResult], source: str | None = None) -> list[CaseResult]:
-    """Attach CaseResult.hint to failed cases: every bug class its own evidence or the
+    """Attach CaseResult.hint to failed cases: every bug class their own evidence or the
     file's pattern of failures points to, joined by SEP. `source`: the student's file, to
     point at its lines (else the file an error names)."""
     source = source or source_of(results)
     for layer in dict.fromkeys(r.case.layer for r in results):
-        runs = [r for r in results if r.case.layer == layer]
-        own = runs[0].case.kind.hints
-        signs = [h for h in own if isinstance(h, Sign)] + SIGNS
-        patterns = [h for h in own if isinstance(h, Pattern)] + PATTERNS
-        found = {id(r): [r.hint] if r.hint else [] for r in runs}
-
-        def add(rid, text, line=None):
-            where = source_line(source, line)
-            text = f"{text} (see {where})" if where else text
-            if text not in found[rid]:
-                found[rid].append(text)
-
-        signed = set()  # (case, quantity) a sign explains: its pattern adds nothing
-        for r in runs:
-            for q, c in _failures(r):
-                if s := _sign([s for s in signs if not s.fallback], r, q, c):
-                    add(id(r), s.text(r, c), s.line)
-                    signed.add((id(r), q))
-            if r.error and (h := error_hint(r.error)):
-                add(id(r), h)
-        for q, universe, failing in _groups(runs):
-            for p, cases in _explain(patterns, q, runs, universe, failing):
-                if all((rid, q) in signed for rid in cases):
-                    continue  # their own evidence said it already
-                for rid in cases:  # "fails only at stride > 1, in dw: ..."
-                    where = "the forward" if q == "out" else q
-                    add(rid, p.hint if q == ERROR else p.hint.replace(": ", f", in {where}: ", 1), p.line)
-        for r in runs:  # last resort: what a check shows where nothing else spoke
-            for q, c in _failures(r) if not found[id(r)] else ():
-                if s := _sign([s for s in signs if s.fallback], r, q, c):
-                    add(id(r), s.text(r, c), s.line)
-            r.hint = SEP.join(found[id(r)]) or None
+        _Hints([r for r in results if r.case.layer == layer], source).attach()
     return results
 
 
-def _sign(signs: list, r: CaseResult, q: str, c) -> Sign | None:
-    """The first sign (the layer's own first, the most specific) this failure shows."""
-    return next((s for s in signs if q in s.grads and (c is not None or ERROR in s.grads)
-                 and (not s.backward or _forward_ok(r)) and s.test(r, c)), None)
+class _Hints:
+    """The hints of one layer's cases: signs first (the layer's own, then the shared ones),
+    then patterns where signs did not already say it, then fallback signs where nothing spoke."""
+
+    def __init__(self, runs: list[CaseResult], source: str | None):
+        self.runs, self.source = runs, source
+        own = runs[0].case.kind.hints
+        self.signs = [h for h in own if isinstance(h, Sign)] + SIGNS
+        self.patterns = [h for h in own if isinstance(h, Pattern)] + PATTERNS
+        self.found = {id(r): [r.hint] if r.hint else [] for r in runs}
+        self.signed = set()  # (case, quantity) a sign explained
+
+    def add(self, rid: int, text: str, line: str | None = None) -> None:
+        where = source_line(self.source, line)
+        text = f"{text} (see {where})" if where else text
+        if text not in self.found[rid]:
+            self.found[rid].append(text)
+
+    def sign(self, r: CaseResult, fallback: bool) -> None:
+        for q, c in _failures(r):
+            s = next((s for s in self.signs if s.fallback == fallback and q in s.grads
+                      and (c is not None or ERROR in s.grads)
+                      and (not s.backward or _forward_ok(r)) and s.test(r, c)), None)
+            if s:
+                self.add(id(r), s.text(r, c), s.line)
+                self.signed.add((id(r), q))
+
+    def attach(self) -> None:
+        for r in self.runs:
+            self.sign(r, fallback=False)
+            if r.error and (h := error_hint(r.error)):
+                self.add(id(r), h)
+        for q, universe, failing in _groups(self.runs):
+            for p, cases in _explain(self.patterns, q, self.runs, universe, failing):
+                if all((rid, q) in self.signed for rid in cases):
+                    continue  # their own evidence said it already
+                where = "the forward" if q == "out" else q  # "fails only at stride > 1, in dw: ..."
+                for rid in cases:
+                    self.add(rid, p.hint if q == ERROR else p.hint.replace(": ", f", in {where}: ", 1), p.line)
+        for r in self.runs:
+            if not self.found[id(r)]:
+                self.sign(r, fallback=True)
+            r.hint = SEP.join(self.found[id(r)]) or None
 
 
 def hints_of(r: CaseResult) -> list[str]:

@@ -55,7 +55,7 @@ def test_a_hint_where_the_failing_cases_match_a_bug_class(layer, holds, hint):
     hints = {r.hint for r in results if not r.passed}
     assert len(hints) == 1
     found = hints.pop()
-    assert found.startswith("dx fails ") and hint in found
+    assert ", in dx: " in found and hint in found
     assert all(r.hint is None for r in results if r.passed)
 
 
