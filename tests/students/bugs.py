@@ -144,6 +144,8 @@ MANY = [
     # one bug each
     Bugs("pool/assign_not_add_random.py", POOL, ((POOL_ADD, POOL_ADD.replace("+=", "=")),),
          "pool", ("must accumulate (`+=`): a later window overwrites",), TIES),
+    Bugs("pool/argmax_offset_left_out.py", POOL, ((POOL_ADD, POOL_ADD.replace("hs + r, ws + s", "hs, ws")),),
+         "pool", ("reaches dx in full, but at the wrong element",), TIES),
     Bugs("pool/dx_local.py", POOL, ((POOL_ADD, "d = " + POOL_ADD.replace(" +=", " +")),),
          "pool", ("dx is all zeros: is the gradient written into a local name",), ("backward assigns",)),
     Bugs("conv/forward_ignores_x.py", CONV, ((FORWARD_PAD, FORWARD_PAD.replace("np.pad(x,", "np.pad(np.ones_like(x),")),),
