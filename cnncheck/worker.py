@@ -106,6 +106,7 @@ class Worker:
         self.layers = [str(x) for x in reply.get("layers", [])]
         self.notes.extend(str(n) for n in reply.get("notes", []))
         self.labels = {str(k): str(v) for k, v in reply.get("labels", {}).items()}
+        self._ensure(MIN_SHM // 2)  # mapped now, so a case's first (timed) call is a plain call
         return self.layers
 
     def close(self) -> None:
