@@ -211,6 +211,7 @@ def conv(**opts):
 @click.option("--pool-height", type=int, help="Pool window height.")
 @click.option("--pool-width", type=int, help="Pool window width.")
 @click.option("--avg", is_flag=True, default=None, help="Average pooling instead of max pooling.")
+@click.option("--pad", metavar="P|PH,PW", help="Max pooling: padding that never wins (as PyTorch's), e.g. 1.")
 def pool(**opts):
     """Check max pooling (or average pooling with --avg) layers.
 
@@ -218,6 +219,7 @@ def pool(**opts):
     Examples:
       cnncheck pool                                   # the course notebook's case
       cnncheck pool --x-shape 2,3,8,8 --pool-height 3 --pool-width 3 --stride 1
+      cnncheck pool --x-shape 2,3,6,6 --pool-height 2 --pool-width 2 --stride 2 --pad 1
       cnncheck pool --avg --config configs/pool.yaml --format json
       cnncheck pool --impl assignment2/cs231n/layers.py --jobs auto --format json
     """

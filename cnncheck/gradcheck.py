@@ -56,14 +56,15 @@ class Impl(FunctionPair):
     """A trusted pair of layer functions in the CS231n protocol, run in this process:
     `Impl(conv_forward_naive, conv_backward_naive, "label")`."""
 
-    def __init__(self, forward, backward, label: str = ""):
-        super().__init__(forward, backward, label)
+    def __init__(self, forward, backward, label: str = "", spec=None):
+        super().__init__(forward, backward, label, spec)
 
 
 def builtin(layer: str, fast: bool = True) -> Impl:
     """cnncheck's own layer functions: the fast ones, or the naive reference."""
     kind = "fast" if fast else "naive"
-    return Impl(*getattr(layers.get(layer), kind), f"cnncheck.layers ({kind})")
+    record = layers.get(layer)
+    return Impl(*getattr(record, kind), f"cnncheck.layers ({kind})", record.reference_spec())
 
 
 def grad_names(case: Case) -> tuple[str, ...]:

@@ -97,12 +97,14 @@ def test_memory_refused_before_allocation():
 
 
 # -- shipped configs ----------------------------------------------------------------------
-COUNTS = {  # file -> (conv cases, pool cases)
-    "conv.yaml": (1, 0),
-    "pool.yaml": (0, 1),
-    "cs231n.yaml": (2, 2),
-    "examples.yaml": (7, 6),
-    "sweep.yaml": (2 * 3, 2 * 2),
+COUNTS = {  # file -> cases per command (a command missing: the file has none for it)
+    "conv.yaml": {"conv": 1},
+    "pool.yaml": {"pool": 1},
+    "cs231n.yaml": {"conv": 2, "pool": 2},
+    "examples.yaml": {"conv": 7, "pool": 6},
+    "sweep.yaml": {"conv": 2 * 3, "pool": 2 * 2},
+    "pool_pad.yaml": {"pool": 3},
+    "im2col.yaml": {"im2col": 3},
 }
 
 
@@ -113,10 +115,10 @@ def test_every_config_is_counted():
 @pytest.mark.parametrize("name", sorted(COUNTS))
 def test_config_loads(name):
     path = f"configs/{name}"
-    for command, count in zip(("conv", "pool"), COUNTS[name]):
+    for command in ("conv", "pool", "im2col"):
+        count = COUNTS[name].get(command, 0)
         if count == 0:
-            other = "pool" if command == "conv" else "conv"
-            assert f"run with 'cnncheck {other}'" in load_error([path], command)
+            assert f"no {command} case here" in load_error([path], command)
             continue
         cases = load_cases([path], command, {})
         assert len(cases) == count

@@ -172,6 +172,11 @@ class LayerKind:
         linear = "x" in self.linear_in
         return LINEAR_FLOAT32_H if dtype == "float32" and linear else DEFAULT_H[dtype]
 
+    def reference_spec(self) -> Functions:
+        """How cnncheck's own reference functions are called: (*inputs, param) -> (out, cache)."""
+        return Functions(f"{self.name}_forward", f"{self.name}_backward", args=self.inputs,
+                         param=self.param_key, grads=self.grads)
+
     # -- receptive fields -----------------------------------------------------------------
     def colours(self, case, gname: str) -> list:
         """Structured perturbations for one gradient. Pooling: samples and channels are
