@@ -9,7 +9,10 @@ and, where kinks need both sides (max pooling),
 same and one noise model serves both. Conv and pooling outputs depend on an
 input element only through its receptive-field footprint, so elements whose output
 footprints do not overlap are perturbed in the same forward call and their
-derivatives read apart (Curtis, Powell and Reid, 1974). A "colour" is such a set.
+derivatives read apart (Curtis, Powell and Reid, 1974). A "colour" is such a set. A dense
+check costs one call per colour (two where centred) plus the base call, and a few spot
+checks, one call each, that move a random half of a colour (`colours_verified`); when they
+disagree the check goes element by element.
 
 An element passes when
     |a_i - n_i| <= tolerance * (|a_i| + |n_i|) + noise_factor * noise_i
