@@ -221,6 +221,7 @@ def _factor(r, c) -> str:
             f"(a sum counted once per sample, a mean for a sum, a division by the window size?)")
 
 
+NOT_LINEAR = re.compile(r"not linear in dout \((\w+)")
 SIGNS = [
     Sign("all zeros", analytic_zero,
          lambda r, c: f"{c.name} is all zeros: is the gradient written into a local name "
@@ -233,14 +234,20 @@ SIGNS = [
          "your forward ignores changes to its input: does it read x (and w, b), or an array "
          "computed before the call?", grads=("out",), backward=False),
     Sign("factor", lambda r, c: ratio(c) is not None, _factor),
+    Sign("not linear in dout", lambda r, c: bool(NOT_LINEAR.search(c.message or "")),
+         lambda r, c: (f"{NOT_LINEAR.search(c.message).group(1)} does not follow dout: is `* dout[...]` "
+                       "missing from its update, or something added that does not depend on dout?"),
+         grads=("contract",)),
 ]
 
 
 def _failures(r: CaseResult):
     """(quantity, check) for every failing check of a case, (quantity, None) for its error:
-    a forward's error counts as `out`, any other as `error`."""
+    a forward's error counts as `out`, any other as `error`. A broken contract (dout or x
+    changed in place) leaves the other checks no evidence."""
+    broke = any(c.name == "contract" and "in place" in (c.message or "") for c in r.checks)
     for c in r.checks:
-        if not c.passed:
+        if not c.passed and (c.name == "contract" or not broke):
             yield c.name, c
     if r.error:
         yield ("out" if "forward" in r.error and "backward" not in r.error else ERROR), None

@@ -82,7 +82,7 @@ def analytic_zero(r, c) -> bool:
 def numerical_zero(r, c) -> bool:
     """The numerical side is 0 where the analytic one is not: the forward ignores the input
     (unless the case broke its contract: a backward that zeroes dout zeroes the numerical side)."""
-    broke = any(k.name == "contract" and not k.passed for k in r.checks)
+    broke = any(k.name == "contract" and "in place" in (k.message or "") for k in r.checks)
     pairs = _sides(c) if c is not None and not is_shape(c) and not broke else []
     return bool(pairs) and mostly_failed(c) and all(n == 0 and a != 0 for a, n in pairs)
 

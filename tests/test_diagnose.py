@@ -73,10 +73,11 @@ def test_every_pattern_picks_out_a_distinct_set_of_default_cases():
 
 @pytest.mark.parametrize("failing", [set(), {"conv notebook backward"}, "all",
                                      {"conv pad 0", "conv stride 2"}])
-def test_no_hint_without_evidence(failing):
+def test_without_evidence_only_the_quantitys_checklist(failing):
     failing = names("conv", lambda c: True) if failing == "all" else failing
     results = diagnose.diagnose(verdicts("conv", failing))
-    assert all(r.hint is None for r in results)
+    assert all(r.hint is None for r in results if r.passed)
+    assert all(r.hint.startswith("dx: each window adds") for r in results if not r.passed)
 
 
 def test_heat_map_shows_where_the_error_sits():

@@ -5,7 +5,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from cnncheck.layers._geometry import _out_size, _pad, _pair, _window
-from cnncheck.evidence import ERROR, Pattern, Sign, border_only, shape_of
+from cnncheck.evidence import ERROR, Pattern, Sign, border_only, is_shape, shape_of
 from cnncheck.layers.kind import Classes, Colour, Functions, LayerKind, _label, _plain, spatial_colours, spatial_count
 
 NOTEBOOK_FORWARD = {"x": "linspace", "w": "linspace", "b": "linspace"}
@@ -249,7 +249,22 @@ def _cropped_by_one(r, c) -> bool:
     return shape is not None and r.case.pad != (1, 1) and tuple(shape[2:]) == (H + 2 * ph - 2, W + 2 * pw - 2)
 
 
+def _still_padded(r, c) -> bool:
+    """dx came back as big as dx_pad: the crop was left out."""
+    shape, (H, W), (ph, pw) = shape_of(c), r.case.x_shape[2:], r.case.pad
+    return shape is not None and any(r.case.pad) and tuple(shape[2:]) == (H + 2 * ph, W + 2 * pw)
+
+
+def _db_per_sample(r, c) -> bool:
+    shape = shape_of(c)
+    return shape is not None and shape == (r.case.x_shape[0], r.case.w_shape[0])
+
+
 HINTS = (
+    Sign("dx not cropped", _still_padded, "dx still holds the padding: return "
+         "`dx_pad[:, :, pad:pad + H, pad:pad + W]`, not dx_pad", grads=("dx",)),
+    Sign("db per sample", _db_per_sample, "db keeps one row per sample: sum over N too, "
+         "`np.sum(dout, axis=(0, 2, 3))`", grads=("db",)),
     Sign("unpad empties dx", _emptied,
          "dx is empty at pad 0: `dx_pad[:, :, pad:-pad, pad:-pad]` is `0:0` when pad is 0: "
          "use `dx_pad[:, :, pad:pad + H, pad:pad + W]`", grads=("dx",), line=UNPAD),
@@ -257,6 +272,16 @@ HINTS = (
     Sign("border", border_only,
          "dx is wrong only on its border: the padding is handled wrong in backward (keep the windows "
          "in the padded dx_pad, then take dx_pad[:, :, pad:pad + H, pad:pad + W])", grads=("dx",)),
+    # where nothing else spoke: what each quantity is made of
+    Sign("out", lambda r, c: not is_shape(c), "out differs from the reference: check each window "
+         "(`x_pad[:, :, i * stride:i * stride + HH, j * stride:j * stride + WW]`), the zero padding, and "
+         "that b[f] is added once per output", grads=("out",), backward=False, fallback=True),
+    Sign("dx", lambda r, c: True, "dx: each window adds `w[f] * dout[n, f, i, j]` into dx_pad at the "
+         "window's place (`+=`), and dx is dx_pad without its padding", grads=("dx",), fallback=True),
+    Sign("dw", lambda r, c: True, "dw: each window adds `x_pad window * dout[n, f, i, j]` into dw[f] "
+         "(`+=`), over every sample and output position", grads=("dw",), fallback=True),
+    Sign("db", lambda r, c: True, "db is the sum of dout over N, H' and W': "
+         "`np.sum(dout, axis=(0, 2, 3))`", grads=("db",), fallback=True),
     Pattern("pad 0", lambda c: c.pad == (0, 0), PAD0, grads=("dx", ERROR), line=UNPAD),
     Pattern("pad not 1", lambda c: c.pad != (1, 1), PAD_NOT_1, grads=("dx", ERROR), line=HARD_CODED),
 )

@@ -234,6 +234,9 @@ HINTS = (
          "each window's dout reaches dx in full, but at the wrong element: check the window's start "
          "(`i * stride`, `j * stride`) and the argmax's offset within it (unravelled with the "
          "window's own shape)", grads=("dx",), fallback=True),
+    Sign("out", lambda r, c: not is_shape(c), "out differs from the reference: each output is the max of its "
+         "window `x[:, :, i * stride:i * stride + pool_height, j * stride:j * stride + pool_width]`",
+         grads=("out",), backward=False, fallback=True),
 )
 
 

@@ -60,7 +60,7 @@ BUGS = [
         "    db = np.zeros_like(b)\n    for n in range(N):\n        db += np.sum(dout, axis=(0, 2, 3))\n",
         "conv", {"db"}, "db is N times the numerical gradient everywhere (N, the batch size)"),
     Bug("conv/dw_flipped.py", CONV, "return dx, dw, db", "return dx, dw[:, :, ::-1, ::-1], db",  # a convolution's flip
-        "conv", {"dw"}),
+        "conv", {"dw"}, "dw: each window adds `x_pad window * dout[n, f, i, j]`"),
     Bug("conv/no_bias.py", CONV, " + b\n", "\n", "conv", {"out", "db"}, "does not change when b does"),
     Bug("conv/missing_plus_one.py", CONV, *_conv_size("({X} + 2 * pad - {K}) // stride"), "conv", {"out"}),
     Bug("conv/returns_none.py", CONV, "    return dx, dw, db\n", "",
@@ -74,7 +74,8 @@ BUGS = [
         "    dout *= 0  # done with it\n    return dx, dw, db\n", "conv", {"contract"}),
     # a dw that adds the window once per output, without dout; forward, dx and db are right
     Bug("broken_conv.py", GOOD_LAYERS, "dw[f] += xp[n, :, hs:hs + HH, ws:ws + WW] * dout[n, f, i, j]",
-        "dw[f] += xp[n, :, hs:hs + HH, ws:ws + WW]  # bug: missing * dout[n, f, i, j]", "conv", {"dw"}),
+        "dw[f] += xp[n, :, hs:hs + HH, ws:ws + WW]  # bug: missing * dout[n, f, i, j]", "conv", {"dw"},
+        "dw does not follow dout: is `* dout[...]` missing from its update"),
     # -- conv: exit 2, the file cannot load ---------------------------------------------------
     Bug("conv/py2_print.py", CONV, "    cache = (x, w, b, conv_param)\n",
         "    print \"out shape\", out.shape\n    cache = (x, w, b, conv_param)\n", "conv",
@@ -94,7 +95,8 @@ BUGS = [
     Bug("pool/py2_division.py", POOL, "    H_out = 1 + (H - ph) // stride\n    W_out = 1 + (W - pw) // stride\n",
         "    H_out = 1 + (H - ph) / stride\n    W_out = 1 + (W - pw) / stride\n",
         "pool", "'float' object cannot be interpreted", "use `//`"),
-    Bug("pool/off_by_one_window.py", POOL, "i * stride + ph,", "i * stride + ph - 1,", "pool", {"out"}),
+    Bug("pool/off_by_one_window.py", POOL, "i * stride + ph,", "i * stride + ph - 1,", "pool", {"out"},
+        "out differs from the reference: each output is the max of its window"),
     Bug("pool/returns_none.py", POOL, "    return dx\n", "", "pool", "returned None, expected the array dx"),
     Bug("pool/nan_rows.py", POOL, "    out = np.zeros((N, C, H_out, W_out))\n    for i in range(H_out):\n",
         "    out = np.full((N, C, H_out, W_out), np.nan)\n    for i in range(H_out - 1):\n",
