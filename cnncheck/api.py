@@ -112,7 +112,8 @@ def _run(w: worker.Worker, wanted, config, overrides, jobs=1, on_progress=None) 
         impls = {n: w.for_layer(n) for n in names}
         results = runner.run_cases(cases, impls, w.timeout, jobs, on_progress=on_progress)
         label = w.labels[names[0]] if len(names) == 1 else w.label
-        return Report(label, diagnose.diagnose(results), notes=w.notes)
+        source = w.source if isinstance(w.source, str) and os.path.isfile(w.source) else None
+        return Report(label, diagnose.diagnose(results, source=source), notes=w.notes)
     finally:
         w.close()
 

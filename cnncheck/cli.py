@@ -6,6 +6,7 @@ stdout carries only the result; progress, estimates and warnings go to stderr.
 from __future__ import annotations
 
 import functools
+import os
 import inspect
 import sys
 
@@ -134,7 +135,8 @@ def run(command: str, opts: dict) -> None:
     except ConfigError as e:
         raise UserError(str(e)) from None
     try:
-        results = diagnose.diagnose(check_all(cases, load_impls(cases, opts), opts["timeout"], opts["jobs"]))
+        results = check_all(cases, load_impls(cases, opts), opts["timeout"], opts["jobs"])
+        results = diagnose.diagnose(results, source=_file(opts["impl"]))
     finally:
         worker.shutdown()  # every worker is gone before the verdict is written
     emit(results, opts["fmt"], opts["verbose"])
@@ -151,6 +153,11 @@ def emit(results, fmt: str, verbose: bool = False) -> None:
         report.print_table(results, Console(), verbose=verbose)
     else:  # the compact view is still to land
         report.print_table(results, Console())
+
+
+def _file(spec) -> str | None:
+    """The student's file when spec names one (hints then point at its lines)."""
+    return spec if spec and os.path.isfile(spec) else None
 
 
 def load_impls(cases, opts) -> dict | None:

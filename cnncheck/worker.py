@@ -151,8 +151,16 @@ class Worker:
             raise ImplError(str(reply["error"]))
         for name in reply.get("mutated", []):
             if name in arrays:
-                np.copyto(arrays[name], self._get(metas[name], exact=True))
-        return {str(k): self._get(v) for k, v in reply["arrays"].items()}
+                np.copyto(arrays[name], self._get(metas[name]))
+        got = {str(k): self._get(v) for k, v in reply["arrays"].items()}
+        if role == "forward":
+            self._inputs = arrays  # what a backward that writes into its cache would change
+        for name in [k for k in got if k.startswith("input:")]:  # backward changed a forward input
+            value = got.pop(name)
+            target = getattr(self, "_inputs", {}).get(name[6:])
+            if target is not None and target.shape == value.shape:
+                np.copyto(target, value)
+        return got
 
     def take_notes(self) -> list:
         taken, self.notes = self.notes, []
@@ -184,7 +192,7 @@ class Worker:
         metas["_free"] = offset
         return metas
 
-    def _get(self, meta, exact=False) -> np.ndarray:
+    def _get(self, meta) -> np.ndarray:
         """A validated copy of an array the worker wrote (a zero-size stand-in when it was
         too large to send: its shape is what the judge reports)."""
         try:
@@ -325,6 +333,7 @@ class _WorkerState:
     def __init__(self, conn, spec: Worker):
         self.conn, self.spec = conn, spec
         self.adapters, self.map, self.size = {}, None, 0
+        self.inputs = None  # the latest forward's arrays as given, and as they were
 
     def handle(self, message) -> dict:
         kind = message[0]
@@ -380,6 +389,12 @@ class _WorkerState:
         mutated = [n for n in arrays if not np.array_equal(arrays[n], sent[n], equal_nan=True)]
         for n in mutated:
             sent[n][...] = arrays[n]
+        if role == "forward":  # kept: a backward may write into what its cache holds
+            self.inputs = (arrays, {n: a.copy() for n, a in arrays.items()})
+        elif self.inputs:
+            given, pristine = self.inputs
+            result.update({f"input:{n}": a for n, a in given.items()
+                           if not np.array_equal(a, pristine[n], equal_nan=True)})
         reply = {"arrays": {}, "mutated": mutated, "notes": adapter.take_notes()}
         for name, a in result.items():
             a = np.ascontiguousarray(a)

@@ -82,8 +82,8 @@ BUGS = [
         "py2_print.py:18: Missing parentheses in call to 'print'. Did you mean print(...)? "
         "(hint: Python 2 print statement: use print(...))", exit=2),
     Bug("conv/missing_module.py", CONV, "import numpy as np\n",
-        "import numpy as np\nfrom cs231n_helpers import im2col\n", "conv",
-        "No module named 'cs231n_helpers' at {path}:3", exit=2),
+        "import numpy as np\nfrom im2col import im2col_indices\n", "conv",
+        "No module named 'im2col' at {path}:3", exit=2),
     Bug("conv/raises_at_import.py", CONV, "import numpy as np\n",
         "import numpy as np\n\nWEIGHTS = np.load('pretrained_weights.npy')\n", "conv", "FileNotFoundError", exit=2),
     # -- max pool -----------------------------------------------------------------------------
