@@ -354,11 +354,15 @@ def failed_names(r: dict) -> list[str]:
     return [c["name"] for c in r["cases"] if not c["passed"] and r["layers"][c["layer"]]["defined"]]
 
 
-def failed_cases(r: dict, most: int = 4) -> str:
-    """'conv pad 0, conv stride 2 (+3 more); hint: ...' for a submission's table row."""
+def failed_cases(r: dict, most: int = 2, width: int = 90) -> str:
+    """'conv pad 0, conv stride 2 (+3 more); hint: ...' for a submission's table row: the main
+    hint cut to its first words (the JSON, CSV and HTML keep it whole)."""
     failed = failed_names(r)
     text = ", ".join(failed[:most]) + (f" (+{len(failed) - most} more)" if len(failed) > most else "")
-    return "; ".join(x for x in (text, r["hint"] and f"hint: {r['hint']}") if x)
+    hint = r["hint"] and f"hint: {r['hint']}"
+    if hint and len(hint) > width:
+        hint = hint[:width].rsplit(" ", 1)[0] + " ..."
+    return "; ".join(x for x in (text, hint) if x)
 
 
 def print_table(records: list[dict], console: Console) -> None:
