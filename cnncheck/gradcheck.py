@@ -647,7 +647,9 @@ def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
         result.checks.append(chk)
     case.kind.finish(case, found, grads, dout)
     if result.checks[0].passed:  # the forward met the reference at the base input: and elsewhere?
-        result.checks[0] = forward_points(f, case, reference, base, rscale) or result.checks[0]
+        # the base input met the reference given; the other points meet the fast one (itself
+        # held to the naive one by the tests), so our own layers need no naive run per point
+        result.checks[0] = forward_points(f, case, builtin(case.layer), base, rscale) or result.checks[0]
     if case.mode == "auto" and mode != "dense":
         result.notes.append(f"auto mode: a dense check would take about {secs:.0f} s;"
                             " ran projection plus sparse checks instead")
