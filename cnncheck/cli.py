@@ -180,8 +180,9 @@ def load_impls(cases, opts) -> dict | None:
 
 
 def check_all(cases, impls=None, timeout=None, jobs=1) -> list:
+    """The cases checked; --timeout limits --impl code (in its worker), not cnncheck's own layers."""
     with runner.terminal_progress(len(cases)) as progress:
-        return runner.run_cases(cases, impls, timeout, jobs, on_progress=progress)
+        return runner.run_cases(cases, impls, timeout if impls else None, jobs, on_progress=progress)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
