@@ -46,6 +46,33 @@ LOAD_SECONDS = 60.0  # loading a file: its imports may be slow, never endless
 _live = weakref.WeakSet()  # every worker this process started, for shutdown()
 
 
+def _prctl_libc():
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True)
+    except (OSError, AttributeError):
+        return None
+
+
+def _guard_judge() -> None:
+    """Make the judge's /proc entries (its open files, its memory) closed to processes
+    without CAP_SYS_PTRACE: a worker cannot write into the judge's stdout through
+    /proc/<judge>/fd/1. (Linux; elsewhere a no-op.)"""
+    libc = _prctl_libc()
+    if libc is not None and hasattr(libc, "prctl"):
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+
+
+def _drop_privileges() -> None:
+    """In the worker: a user namespace of its own, so that even as root it holds no
+    capability over the judge's (CAP_SYS_PTRACE among them). Best effort: where user
+    namespaces are disabled the worker keeps the judge's user, and the judge's own guard
+    (not dumpable) still closes /proc/<judge> to unprivileged users."""
+    libc = _prctl_libc()
+    if libc is not None and hasattr(libc, "unshare"):
+        libc.unshare(0x10000000)  # CLONE_NEWUSER
+
+
 def shutdown() -> None:
     """Stop every worker: the judge decides the exit status only after all are gone."""
     for w in list(_live):
@@ -89,6 +116,7 @@ class Worker:
         out_r, out_w = os.pipe()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
+        _guard_judge()
         pid = os.fork()
         if pid == 0:  # the worker: never returns
             self._conn.close()
@@ -313,6 +341,7 @@ def _serve(conn, out_fd: int, spec: Worker) -> None:
         sys.stderr = open(2, "w", buffering=1, errors="replace", closefd=False)
         sys.stdin = open(os.devnull)
         os.setpgrp()
+        _drop_privileges()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if spec.memory_limit:
             resource.setrlimit(resource.RLIMIT_AS, (spec.memory_limit, spec.memory_limit))

@@ -51,6 +51,9 @@ TRICKS = {
                        "    return _first['out']\n", ""),
     "SIGTERM ignored, prints a lot": ("import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n",
                                       "    print('x' * 100000)\n"),
+    "writes into the judge's stdout through /proc": ("", "    import os\n    for fd in (1, 2):\n"
+                                                    "        try: open(f'/proc/{os.getppid()}/fd/{fd}', 'w').write('{\"passed\": true}')\n"
+                                                    "        except OSError: pass\n"),
     "writes on inherited pipes": ("import os\n", "    for fd in range(3, 40):\n"
                                   "        try: os.write(fd, b'{\"arrays\": {}}')\n        except OSError: pass\n"),
 }
