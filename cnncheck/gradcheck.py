@@ -46,6 +46,8 @@ from cnncheck.layers.kind import Colour, single
 from cnncheck.protocols import ImplError  # noqa: F401  (re-exported: the checker's error)
 from cnncheck.protocols.functions import FunctionPair
 
+BATCH = 32  # forward calls per message to a worker process
+BATCH_BYTES = 64 * 2**20  # outputs per message, at most
 WORST = 5  # worst elements reported per failed gradient
 SPOT_CHECKS = 3  # random colours (besides the first and last) whose structure is verified
 FORWARD_POINTS = 1  # perturbed inputs per parameter at which the forward meets the reference
@@ -74,8 +76,14 @@ def grad_names(case: Case) -> tuple[str, ...]:
     return case.kind.grads
 
 
-def forward(impl, case: Case, arrays: dict) -> np.ndarray:
-    """The layer's output for these arrays (the adapter keeps what backward needs)."""
+def forward(impl, case: Case, arrays: dict, changed=None) -> np.ndarray:
+    """The layer's output for these arrays (the adapter keeps what backward needs).
+
+    changed: (name, index, bases) when arrays[name] differs from bases[name] only at index
+    and the other arrays are bases: code in a worker process is then sent the change alone,
+    and the output it returns is a read-only view, valid until the next call."""
+    if changed is not None and getattr(impl, "isolated", False):
+        return impl.run_forward(case, arrays, changed)
     return impl.run_forward(case, arrays)
 
 
@@ -200,15 +208,44 @@ class Evaluator:
         """The layer's output in float64 with `replaced` ({'x': ..., ...}) swapped in."""
         return self.raw(replaced).astype(np.float64)  # a copy: a layer may reuse one buffer
 
-    def delta(self, replaced: dict, base: np.ndarray) -> np.ndarray:
-        """f(p') - f(p) in float64, straight from the layer's output (no copy first)."""
-        return np.subtract(self.raw(replaced), base, dtype=np.float64)
+    def delta(self, replaced: dict, base: np.ndarray, index=None) -> np.ndarray:
+        """f(p') - f(p) in float64, straight from the layer's output (no copy first).
+        index: where the one replaced parameter differs from its unperturbed value."""
+        return np.subtract(self.raw(replaced, index), base, dtype=np.float64)
 
-    def raw(self, replaced: dict) -> np.ndarray:
+    def deltas(self, pname: str, work: np.ndarray, changes: list, base: np.ndarray):
+        """f(p with p[index] = values) - f(p) in float64 for each (index, values), in order.
+
+        Code in a worker process gets them in batches (one message for many forward calls,
+        each sent as its change alone); other code is called one at a time on `work`, which
+        is restored after each call."""
+        p = self.arrays[pname]
+        many = getattr(self.impl, "run_forward_many", None)
+        if many is None:
+            for index, values in changes:
+                work[index] = values
+                D = self.delta({pname: work}, base, index)
+                work[index] = p[index]
+                yield D
+            return
+        size = max(1, min(BATCH, BATCH_BYTES // max(1, 8 * int(np.prod(self.case.output_shape())))))
+        for start in range(0, len(changes), size):
+            chunk = changes[start:start + size]
+            for out, (index, values) in zip(many(self.case, pname, chunk, self.arrays), chunk):
+                work[index] = values
+                D = np.subtract(self.check_out(out, {pname: work}), base, dtype=np.float64)
+                work[index] = p[index]
+                yield D
+
+    def raw(self, replaced: dict, index=None) -> np.ndarray:
+        changed = (*replaced, index, self.arrays) if index is not None and len(replaced) == 1 else None
+        return self.check_out(forward(self.impl, self.case, {**self.arrays, **replaced}, changed), replaced)
+
+    def check_out(self, out, replaced: dict) -> np.ndarray:
+        """Count the call, check the output's shape, keep the first points of each parameter."""
         self.counts["forward"] += 1
         if self.on_call:
             self.on_call()
-        out = forward(self.impl, self.case, {**self.arrays, **replaced})
         if out.shape != self.case.output_shape():
             raise ImplError(f"forward returned out of shape {out.shape} for a perturbed "
                             f"{', '.join(replaced)}")
@@ -248,22 +285,22 @@ def numerical(f: Evaluator, pname: str, cols, base, dout, centred=False) -> Nume
     res = Numerical(np.zeros(p.shape))
     if centred:
         res.plus, res.minus = np.zeros(p.shape), np.zeros(p.shape)
-    for col in cols:
-        old = np.asarray(p[col.index], np.float64)
+    olds = [np.asarray(p[col.index], np.float64) for col in cols]
+    steps = (h, -h) if centred else (2 * h,)
+    changes = [(col.index, (old + s).astype(p.dtype)) for col, old in zip(cols, olds) for s in steps]
+    outs = f.deltas(pname, work, changes, base)
+    for col, old in zip(cols, olds):
         up = (old + (h if centred else 2 * h)).astype(p.dtype)
-        work[col.index] = up
-        D = f.delta({pname: work}, base)  # f(p + s e) - f(p)
+        D = next(outs)  # f(p + s e) - f(p)
         hp = _step(up, old, h if centred else 2 * h, p.dtype)
         if centred:
             down = (old - h).astype(p.dtype)
-            work[col.index] = down
-            Dm = f.delta({pname: work}, base)  # f(p - h e) - f(p)
+            Dm = next(outs)  # f(p - h e) - f(p)
             hm = _step(old, down, h, p.dtype)
             res.plus[col.index] = col.read(D * dout) / hp
             res.minus[col.index] = -col.read(Dm * dout) / hm
             D -= Dm
             hp = hp + hm
-        work[col.index] = p[col.index]
         res.value[col.index] = col.read(D * dout) / hp
         if col.covered is not None and not res.leaked:
             res.leaked = bool(np.any(D[(..., ~col.covered)]))
@@ -362,15 +399,15 @@ def colours_verified(f: Evaluator, pname, cols, num: Numerical, base, dout, nz, 
     p, h = f.arrays[pname], f.case.step()
     s, full = (h, num.plus) if centred else (2 * h, num.value)
     picks = {0, len(cols) - 1, *rng.randint(0, len(cols), SPOT_CHECKS)}
-    work = p.copy()
+    work, tried = p.copy(), []
     for k in sorted(picks):
         col = cols[k]
         old = np.asarray(p[col.index], np.float64)
         up = (old + s).astype(p.dtype)
         half = rng.rand(*old.shape) < 0.5
-        work[col.index] = np.where(half, up, p[col.index])
-        D = f.delta({pname: work}, base)
-        work[col.index] = p[col.index]
+        tried.append((col, old, up, half))
+    changes = [(col.index, np.where(half, up, p[col.index])) for col, _, up, half in tried]
+    for (col, old, up, half), D in zip(tried, f.deltas(pname, work, changes, base)):
         got = col.read(D * dout) / _step(up, old, s, p.dtype)
         want = np.where(half, full[col.index], 0.0)
         if col.covered is not None and np.any(D[(..., ~col.covered)]):

@@ -110,6 +110,7 @@ class Worker:
         """Fork the worker and load the code; the layers it defines. Raises ImplLoadError."""
         from cnncheck.impl import ImplLoadError
         self.close()
+        self._resident = {}
         self._shm_file = tempfile.TemporaryFile(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
         self._size = 0
         self._conn, child = Pipe()
@@ -161,18 +162,26 @@ class Worker:
     def for_layer(self, layer: str) -> "Layer":
         return Layer(self, layer)
 
-    def call(self, layer, case, role, arrays: dict):
+    def call(self, layer, case, role, arrays: dict, changed=None):
         """Run forward (role "forward": arrays are the inputs) or backward (arrays: dout)
         in the worker; the reply's arrays, copied. In-place changes the code made to its
-        inputs are copied back into `arrays`, as they would have been in this process."""
+        inputs are copied back into `arrays`, as they would have been in this process.
+
+        changed: (name, index, bases), arrays[name] equal to bases[name] but at index and the
+        others bases: the worker keeps the bases (sent once a case) and gets the change alone;
+        out comes back as a read-only view of shared memory, valid until the next call."""
         if case is not self._case:
             self._case, self._deadline = case, time.monotonic() + self.timeout
+            self._resident = {}
         if not self._alive():
             self.start()
+        if changed is not None:
+            return self._call_changed(layer, case, arrays, *changed)
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise ImplError(f"timed out after {self.timeout:g} s (the case's time ran out)")
-        metas = self._put(arrays)
+        inputs = getattr(self, "_inputs", {}) if role == "backward" else {}
+        metas = self._put({**arrays, **{f"input:{n}": a for n, a in inputs.items()}})
         reply = self._ask(("call", layer, case, role, metas, left), left + GRACE, role)
         self.notes.extend(str(n) for n in reply.get("notes", []))
         if "error" in reply:
@@ -189,6 +198,35 @@ class Worker:
             if target is not None and target.shape == value.shape:
                 np.copyto(target, value)
         return got
+
+    def _call_changed(self, layer, case, arrays, name, index, bases) -> dict:
+        """A forward whose inputs are the case's bases but for arrays[name] at index."""
+        return {"out": self.call_many(layer, case, name, [(index, arrays[name][index])], bases)[0]}
+
+    def call_many(self, layer, case, name, changes, bases) -> list:
+        """Forward calls on the case's bases (sent once a case, then kept by the worker),
+        each with bases[name][index] = values; their outputs as read-only views."""
+        if case is not self._case:
+            self._case, self._deadline = case, time.monotonic() + self.timeout
+            self._resident = {}
+        if not self._alive():
+            self.start()
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise ImplError(f"timed out after {self.timeout:g} s (the case's time ran out)")
+        fresh = {n: a for n, a in bases.items() if self._resident.get(n) is not a}
+        out_bytes = 8 * int(np.prod(case.output_shape())) * len(changes)
+        metas = self._put(fresh, room=out_bytes)
+        changes = [(index, np.ascontiguousarray(values)) for index, values in changes]
+        reply = self._ask(("deltas", layer, case, metas, name, changes, left), left + GRACE, "forward")
+        self._resident.update(fresh)
+        self.notes.extend(str(n) for n in reply.get("notes", []))
+        if "error" in reply:
+            raise ImplError(str(reply["error"]))
+        outs = reply.get("outs")
+        if not isinstance(outs, list) or len(outs) != len(changes):
+            raise ImplError("the worker sent a reply cnncheck cannot read")
+        return [self._get(m, view=True) for m in outs]
 
     def take_notes(self) -> list:
         taken, self.notes = self.notes, []
@@ -207,10 +245,11 @@ class Worker:
         self._map = mmap.mmap(self._shm_file.fileno(), self._size)
         self._ask(("map", self._size), GRACE + 5, "mapping memory")
 
-    def _put(self, arrays: dict) -> dict:
-        """Write the arrays into shared memory; their (dtype, shape, offset), and room after."""
+    def _put(self, arrays: dict, room: int = 0) -> dict:
+        """Write the arrays into shared memory; their (dtype, shape, offset), and room after
+        (`room` bytes at least, for what comes back)."""
         need = sum(_aligned(a.nbytes) for a in arrays.values())
-        self._ensure(4 * need + MIN_SHM // 4)  # room for what comes back
+        self._ensure(max(4 * need, need + 2 * room) + MIN_SHM // 4)
         metas, offset = {}, 0
         for name, a in arrays.items():
             a = np.ascontiguousarray(a)
@@ -220,7 +259,7 @@ class Worker:
         metas["_free"] = offset
         return metas
 
-    def _get(self, meta) -> np.ndarray:
+    def _get(self, meta, view=False) -> np.ndarray:
         """A validated copy of an array the worker wrote (a zero-size stand-in when it was
         too large to send: its shape is what the judge reports)."""
         try:
@@ -235,7 +274,11 @@ class Worker:
         offset, count = int(meta["offset"]), int(np.prod(shape, dtype=np.int64))
         if offset < 0 or offset + count * dtype.itemsize > self._size:
             raise ImplError("the worker sent an array outside its shared memory")
-        return np.frombuffer(self._map, dtype, count, offset).reshape(shape).copy()
+        a = np.frombuffer(self._map, dtype, count, offset).reshape(shape)
+        if view:
+            a.flags.writeable = False
+            return a
+        return a.copy()
 
     def _ask(self, message, seconds: float, what: str, load=False) -> dict:
         """Send a message, wait up to `seconds` for the reply; a dead or late worker is an
@@ -296,8 +339,13 @@ class Layer:
     def label(self) -> str:
         return getattr(self.worker, "labels", {}).get(self.layer, self.worker.label)
 
-    def run_forward(self, case, arrays: dict):
-        return self.worker.call(self.layer, case, "forward", arrays)["out"]
+    def run_forward(self, case, arrays: dict, changed=None):
+        return self.worker.call(self.layer, case, "forward", arrays, changed)["out"]
+
+    def run_forward_many(self, case, name: str, changes: list, bases: dict) -> list:
+        """The outputs of forward calls on the bases with bases[name][index] = values for
+        each (index, values): one message; read-only views, valid until the next call."""
+        return self.worker.call_many(self.layer, case, name, changes, bases)
 
     def run_backward(self, case, dout) -> dict:
         return self.worker.call(self.layer, case, "backward", {"dout": dout})
@@ -362,7 +410,9 @@ class _WorkerState:
     def __init__(self, conn, spec: Worker):
         self.conn, self.spec = conn, spec
         self.adapters, self.map, self.size = {}, None, 0
-        self.inputs = None  # the latest forward's arrays as given, and as they were
+        self.inputs = None  # the arrays the latest forward was given
+        self.resident = {}  # name -> (the array the code gets, as the judge sent it)
+        self.results = []
 
     def handle(self, message) -> dict:
         kind = message[0]
@@ -373,6 +423,8 @@ class _WorkerState:
                 self.size = message[1]
                 self.map = mmap.mmap(self.spec._shm_file.fileno(), self.size)
                 return {}
+            if kind == "deltas":
+                return self.deltas(*message[1:])
             return self.call(*message[1:])
         except BaseException as e:  # noqa: BLE001 - anything the code does is a finding
             return {"error": _one_line(e)}
@@ -397,14 +449,59 @@ class _WorkerState:
         return {"layers": list(self.adapters), "notes": list(dict.fromkeys(notes)),
                 "labels": {k: a.label for k, a in self.adapters.items()}}
 
+    def deltas(self, layer, case, metas, name, changes, seconds) -> dict:
+        """Forward calls on the resident bases (new ones in metas), each with
+        arrays[name][index] = values, undone after the call; outputs one after another."""
+        free = metas.pop("_free")
+        for n, m in metas.items():
+            base = self._view(m).copy()
+            self.resident[n] = (base, base.copy())  # (what the code gets, as sent)
+        arrays = {n: given for n, (given, _) in self.resident.items()}
+        given, sent = self.resident[name]
+        outs, notes, deadline = [], [], time.monotonic() + seconds
+        for index, values in changes:
+            given[index] = values
+            try:
+                reply = self.run(layer, case, "forward", arrays, free, max(0.001, deadline - time.monotonic()))
+            finally:
+                given[index] = sent[index]
+            notes += reply.get("notes", [])
+            if "error" in reply:
+                return {"error": reply["error"], "notes": notes}
+            meta = reply["arrays"]["out"]
+            outs.append(meta)
+            if meta["offset"] is not None:
+                free = meta["offset"] + _aligned(int(np.prod(meta["shape"])) * np.dtype(meta["dtype"]).itemsize)
+        return {"outs": outs, "notes": notes}
+
+    def _view(self, m) -> np.ndarray:
+        return np.frombuffer(self.map, np.dtype(m["dtype"]), int(np.prod(m["shape"])), m["offset"]).reshape(m["shape"])
+
     def call(self, layer, case, role, metas, seconds) -> dict:
+        """A forward or backward on arrays sent whole; changes the code makes to them are
+        reported (and written back for the judge to copy)."""
+        free = metas.pop("_free")
+        sent = {n: self._view(m) for n, m in metas.items()}
+        pristine = {n[6:]: sent.pop(n) for n in list(sent) if n.startswith("input:")}
+        arrays = {n: a.copy() for n, a in sent.items()}
+        reply = self.run(layer, case, role, arrays, free, seconds)
+        if "error" in reply:
+            return reply
+        reply["mutated"] = [n for n in arrays if _changed(arrays[n], sent[n])]
+        for n in reply["mutated"]:
+            sent[n][...] = arrays[n]
+        if role == "forward":  # kept: a backward may write into what its cache holds
+            self.inputs = arrays
+        elif self.inputs:  # the judge sent the forward's inputs as they were
+            changed = {f"input:{n}": a for n, a in self.inputs.items() if n in pristine and _changed(a, pristine[n])}
+            reply["arrays"].update(self.put(changed, free + sum(_aligned(a.nbytes) for a in self.results)))
+        return reply
+
+    def run(self, layer, case, role, arrays, free, seconds) -> dict:
+        """The adapter's forward or backward; its arrays written to shared memory from `free`."""
         adapter = self.adapters.get(layer)
         if adapter is None:
             return {"error": f"{self.spec.label} defines no {layer} layer"}
-        free = metas.pop("_free")
-        sent = {n: np.frombuffer(self.map, np.dtype(m["dtype"]), int(np.prod(m["shape"])), m["offset"])
-                .reshape(m["shape"]) for n, m in metas.items()}
-        arrays = {n: a.copy() for n, a in sent.items()}
         _alarm(seconds, self.spec.timeout)
         try:
             if role == "forward":
@@ -415,27 +512,31 @@ class _WorkerState:
             return {"error": str(e), "notes": adapter.take_notes()}
         finally:
             _alarm(0)
-        mutated = [n for n in arrays if not np.array_equal(arrays[n], sent[n], equal_nan=True)]
-        for n in mutated:
-            sent[n][...] = arrays[n]
-        if role == "forward":  # kept: a backward may write into what its cache holds
-            self.inputs = (arrays, {n: a.copy() for n, a in arrays.items()})
-        elif self.inputs:
-            given, pristine = self.inputs
-            result.update({f"input:{n}": a for n, a in given.items()
-                           if not np.array_equal(a, pristine[n], equal_nan=True)})
-        reply = {"arrays": {}, "mutated": mutated, "notes": adapter.take_notes()}
-        for name, a in result.items():
+        bad = [f"{n} has dtype {a.dtype}, expected a float array" for n, a in result.items()
+               if np.asarray(a).dtype.str not in DTYPES]
+        if bad:
+            return {"error": bad[0], "notes": adapter.take_notes()}
+        self.results = [np.ascontiguousarray(a) for a in result.values()]
+        return {"arrays": self.put(dict(zip(result, self.results)), free), "notes": adapter.take_notes()}
+
+    def put(self, arrays: dict, free: int) -> dict:
+        """Write arrays to shared memory from `free`; their descriptions (offset None: too
+        large, its shape alone is sent)."""
+        metas = {}
+        for name, a in arrays.items():
             a = np.ascontiguousarray(a)
-            if a.dtype.str not in DTYPES:
-                return {"error": f"{name} has dtype {a.dtype}, expected a float array"}
             meta = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": None}
             if free + a.nbytes <= self.size:
                 np.frombuffer(self.map, a.dtype, a.size, free)[...] = a.reshape(-1)
                 meta["offset"] = free
                 free += _aligned(a.nbytes)
-            reply["arrays"][name] = meta
-        return reply
+            metas[name] = meta
+        return metas
+
+
+def _changed(a: np.ndarray, before: np.ndarray) -> bool:
+    """Did the code write into a? (The fast comparison first; NaN only where it differs.)"""
+    return not np.array_equal(a, before) and not np.array_equal(a, before, equal_nan=True)
 
 
 def _alarm(seconds: float, limit: float = 0) -> None:

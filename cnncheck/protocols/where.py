@@ -1,6 +1,7 @@
 """Where in the student's files something happened: the line a traceback or warning names."""
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import sysconfig
@@ -42,7 +43,9 @@ def with_hint(text: str) -> str:
     return f"{text} (hint: {hint})" if hint else text
 
 
+@functools.lru_cache(maxsize=256)
 def location(fn) -> str:
+    """'file.py:12', where fn is defined (cached: messages are composed on every call)."""
     try:
         return f"{show(inspect.getsourcefile(fn))}:{inspect.getsourcelines(fn)[1]}"
     except (OSError, TypeError):
