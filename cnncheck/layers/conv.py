@@ -27,7 +27,7 @@ SUITE = [
 ]
 
 def conv_forward_naive(x, w, b, conv_param):
-    """Forward pass of a convolutional layer, with a loop over output positions.
+    """Forward pass of a convolutional layer, with a loop over filter taps (HH x WW).
 
     The input has N samples, each with C channels, height H and width W. Each of the F
     filters spans all C channels and has height HH and width WW.
@@ -56,11 +56,11 @@ def conv_forward_naive(x, w, b, conv_param):
 
     x_pad = _pad(x, ph, pw)
     out = np.zeros((N, F, H_out, W_out), dtype=np.result_type(x, w, b))
-    w_rows = w.reshape(F, C * HH * WW)
-    for i in range(H_out):  # every output position: all samples and filters at once
-        for j in range(W_out):
-            window = x_pad[:, :, i * sh:i * sh + HH, j * sw:j * sw + WW]  # (N, C, HH, WW)
-            out[:, :, i, j] = window.reshape(N, C * HH * WW) @ w_rows.T + b
+    out += b.reshape(1, F, 1, 1)
+    for i in range(HH):  # every filter tap: its input at every output position, all at once
+        for j in range(WW):
+            taps = x_pad[:, :, i:i + sh * (H_out - 1) + 1:sh, j:j + sw * (W_out - 1) + 1:sw]  # (N, C, H', W')
+            out += np.einsum("nchw,fc->nfhw", taps, w[:, :, i, j])
 
     cache = (x, w, b, conv_param)
     return out, cache
