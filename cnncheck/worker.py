@@ -217,7 +217,7 @@ class Worker:
         fresh = {n: a for n, a in bases.items() if self._resident.get(n) is not a}
         out_bytes = 8 * int(np.prod(case.output_shape())) * len(changes)
         metas = self._put(fresh, room=out_bytes)
-        changes = [(index, np.ascontiguousarray(values)) for index, values in changes]
+        changes = [(index, np.array(values)) for index, values in changes]  # 0-d stays 0-d
         reply = self._ask(("deltas", layer, case, metas, name, changes, left), left + GRACE, "forward")
         self._resident.update(fresh)
         self.notes.extend(str(n) for n in reply.get("notes", []))
