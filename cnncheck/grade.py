@@ -80,10 +80,11 @@ def suite_cases(layer: str, config: str | None) -> list:
             return suites.default_suite(layer)
         except ValueError:
             return []
+    command = layers.get(layer).command
     try:
-        cases = load_cases([config], "conv" if layer == "conv" else "pool", {})
+        cases = load_cases([config], command, {})
     except ConfigError as e:
-        if "no conv case here" in str(e) or "no pool case here" in str(e):
+        if f"no {command} case here" in str(e):
             return []
         raise
     return [c for c in cases if c.layer == layer]
