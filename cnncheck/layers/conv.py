@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from cnncheck.layers._geometry import _out_size, _pad, _pair, _window
 from cnncheck.evidence import ERROR, Pattern, Sign, border_only, is_shape, shape_of
@@ -101,7 +100,7 @@ def conv_backward_naive(dout, cache):
 
 
 def conv_forward_fast(x, w, b, conv_param):
-    """Forward pass of a convolutional layer: im2col by strided view, then one GEMM.
+    """Forward pass of a convolutional layer: im2col by one strided copy per filter tap, then one GEMM.
 
     Same inputs, output and formula as conv_forward_naive. The columns are
     cols[(c, di, dj), (n, i, j)] = x_pad[n, c, i * stride + di, j * stride + dj],
@@ -119,8 +118,12 @@ def conv_forward_fast(x, w, b, conv_param):
     F, _, HH, WW = w.shape
     H_out, W_out = _out_size(H, HH, sh, ph), _out_size(W, WW, sw, pw)
 
-    windows = sliding_window_view(_pad(x, ph, pw), (HH, WW), axis=(2, 3))[:, :, ::sh, ::sw]
-    cols = windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * HH * WW, N * H_out * W_out)
+    x_cn = _pad(x, ph, pw).transpose(1, 0, 2, 3)  # (C, N, H + 2ph, W + 2pw), a view
+    cols = np.empty((C, HH, WW, N, H_out, W_out), dtype=x.dtype)
+    for i in range(HH):  # one strided copy per filter tap: rows of W' inputs at a time
+        for j in range(WW):
+            cols[:, i, j] = _window(x_cn, i, j, sh, sw, H_out, W_out)
+    cols = cols.reshape(C * HH * WW, N * H_out * W_out)
     out_fn = (w.reshape(F, -1) @ cols).reshape(F, N, H_out, W_out)
     out = np.empty((N, F, H_out, W_out), dtype=np.result_type(x, w, b))
     np.add(out_fn.transpose(1, 0, 2, 3), b.reshape(1, F, 1, 1), out=out)
