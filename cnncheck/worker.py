@@ -173,16 +173,9 @@ class Worker:
         changed: (name, index, bases), arrays[name] equal to bases[name] but at index and the
         others bases: the worker keeps the bases (sent once a case) and gets the change alone;
         out comes back as a read-only view of shared memory, valid until the next call."""
-        if case is not self._case:
-            self._case, self._deadline = case, time.monotonic() + self.timeout
-            self._resident = {}
-        if not self._alive():
-            self.start()
         if changed is not None:
             return self._call_changed(layer, case, arrays, *changed)
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise ImplError(f"timed out after {self.timeout:g} s (the case's time ran out)")
+        left = self._begin(case)
         inputs = getattr(self, "_inputs", {}) if role == "backward" else {}
         metas = self._put({**arrays, **{f"input:{n}": a for n, a in inputs.items()}})
         reply = self._ask(("call", layer, case, role, metas, left), left + GRACE, role)
@@ -202,13 +195,9 @@ class Worker:
                 np.copyto(target, value)
         return got
 
-    def _call_changed(self, layer, case, arrays, name, index, bases) -> dict:
-        """A forward whose inputs are the case's bases but for arrays[name] at index."""
-        return {"out": self.call_many(layer, case, name, [(index, arrays[name][index])], bases)[0]}
-
-    def call_many(self, layer, case, name, changes, bases) -> list:
-        """Forward calls on the case's bases (sent once a case, then kept by the worker),
-        each with bases[name][index] = values; their outputs as read-only views."""
+    def _begin(self, case) -> float:
+        """Seconds left for this call: a new case starts its clock (and sends its arrays
+        anew); a worker that ended is started again."""
         if case is not self._case:
             self._case, self._deadline = case, time.monotonic() + self.timeout
             self._resident = {}
@@ -217,6 +206,16 @@ class Worker:
         left = self._deadline - time.monotonic()
         if left <= 0:
             raise ImplError(f"timed out after {self.timeout:g} s (the case's time ran out)")
+        return left
+
+    def _call_changed(self, layer, case, arrays, name, index, bases) -> dict:
+        """A forward whose inputs are the case's bases but for arrays[name] at index."""
+        return {"out": self.call_many(layer, case, name, [(index, arrays[name][index])], bases)[0]}
+
+    def call_many(self, layer, case, name, changes, bases) -> list:
+        """Forward calls on the case's bases (sent once a case, then kept by the worker),
+        each with bases[name][index] = values; their outputs as read-only views."""
+        left = self._begin(case)
         fresh = {n: a for n, a in bases.items() if self._resident.get(n) is not a}
         out_bytes = 8 * int(np.prod(case.output_shape())) * len(changes)
         metas = self._put(fresh, room=out_bytes)
