@@ -16,6 +16,8 @@ from cnncheck.gradcheck import check_case
 from cnncheck.impl import load
 from cnncheck.suites import default_suite
 
+worker.keep_freed_memory()  # the in-process side keeps freed memory, as the command line does
+
 ROOT = Path(__file__).resolve().parents[1]
 FAST = "cnncheck.layers"
 LOOPS = str(ROOT / "tests" / "students" / "good_loops.py")

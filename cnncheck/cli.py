@@ -190,10 +190,11 @@ def check_all(cases, impls=None, timeout=None, jobs=1) -> list:
 def main():
     """Gradient checks for numpy convolution and pooling layers.
 
-    Runs forward and backward, computes numerical gradients by centred
+    Runs forward and backward, computes numerical gradients by finite
     differences, and reports output shapes and errors. Exit code 0 when every
     check passed, 1 when some check failed, 2 for a usage or config error.
     """
+    worker.keep_freed_memory()
 
 
 @main.command()

@@ -57,6 +57,21 @@ def _prctl_libc():
         return None
 
 
+def keep_freed_memory() -> None:
+    """Keep freed memory for reuse instead of handing it back to the system at once.
+
+    A dense check calls the layer hundreds of times, each call allocating and freeing
+    arrays of a few MB. glibc's default thresholds follow the largest block freed so far,
+    so these go back to the system and every call faults them in afresh: about 177,000
+    page faults in one conv-32 check, about 40% of its time. Fixed thresholds (blocks up to
+    32 MB from the heap, up to 256 MB of it kept free) bring that to none. Set by the
+    command line and in every worker; glibc only, elsewhere a no-op."""
+    libc = _prctl_libc()
+    if libc is not None and hasattr(libc, "mallopt"):
+        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 256 * 2**20)  # M_TRIM_THRESHOLD
+
+
 def _guard_judge() -> None:
     """Make the judge's /proc entries (its open files, its memory) closed to processes
     without CAP_SYS_PTRACE: a worker cannot write into the judge's stdout through
@@ -392,6 +407,7 @@ def _serve(conn, out_fd: int, spec: Worker) -> None:
         sys.stdin = open(os.devnull)
         os.setpgrp()
         _drop_privileges()
+        keep_freed_memory()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         if spec.memory_limit:
             resource.setrlimit(resource.RLIMIT_AS, (spec.memory_limit, spec.memory_limit))

@@ -99,16 +99,39 @@ def conv_backward_naive(dout, cache):
     return dx, dw, db
 
 
-def conv_forward_fast(x, w, b, conv_param):
-    """Forward pass of a convolutional layer: im2col by one strided copy per filter tap, then one GEMM.
+BLOCK_BYTES = 1 << 21  # the columns of this many bytes' worth of samples at a time
 
-    Same inputs, output and formula as conv_forward_naive. The columns are
-    cols[(c, di, dj), (n, i, j)] = x_pad[n, c, i * stride + di, j * stride + dj],
-    of shape (C * HH * WW, N * H' * W'), and out = w.reshape(F, -1) @ cols + b.
+
+def _column_blocks(x, HH, WW, sh, sw, ph, pw):
+    """im2col a block of samples at a time: yields (samples, cols), where for the block's
+    samples n, cols[(c, di, dj), n, (i, j)] = x_pad[n, c, i * sh + di, j * sw + dj],
+    of shape (C * HH * WW, len(samples), H' * W'). One strided copy per filter tap fills
+    it, into one buffer reused from block to block (small enough to stay in cache)."""
+    N, C, H, W = x.shape
+    H_out, W_out = _out_size(H, HH, sh, ph), _out_size(W, WW, sw, pw)
+    x_pad = _pad(x, ph, pw)
+    K = C * HH * WW
+    n = max(1, min(N, BLOCK_BYTES // (K * H_out * W_out * x.dtype.itemsize)))
+    buffer = np.empty((C, HH, WW, n, H_out, W_out), dtype=x.dtype)
+    for start in range(0, N, n):
+        samples = slice(start, min(N, start + n))
+        x_cn, cols = x_pad[samples].transpose(1, 0, 2, 3), buffer[:, :, :, :samples.stop - start]
+        for i in range(HH):
+            for j in range(WW):
+                cols[:, i, j] = _window(x_cn, i, j, sh, sw, H_out, W_out)
+        yield samples, cols.reshape(K, samples.stop - start, H_out * W_out)
+
+
+def conv_forward_fast(x, w, b, conv_param):
+    """Forward pass of a convolutional layer: im2col a block of samples at a time, one GEMM each.
+
+    Same inputs, output and formula as conv_forward_naive: for each block of samples,
+    out[n] = w.reshape(F, -1) @ cols[:, n] (see _column_blocks), written straight into
+    the (N, F, H', W') output, then + b.
 
     Returns a tuple of:
     - out: output data, of shape (N, F, H', W')
-    - cache: (x, w, b, conv_param, cols)
+    - cache: (x, w, b, conv_param)
 
     x, w, b and conv_param are not modified.
     """
@@ -118,24 +141,21 @@ def conv_forward_fast(x, w, b, conv_param):
     F, _, HH, WW = w.shape
     H_out, W_out = _out_size(H, HH, sh, ph), _out_size(W, WW, sw, pw)
 
-    x_cn = _pad(x, ph, pw).transpose(1, 0, 2, 3)  # (C, N, H + 2ph, W + 2pw), a view
-    cols = np.empty((C, HH, WW, N, H_out, W_out), dtype=x.dtype)
-    for i in range(HH):  # one strided copy per filter tap: rows of W' inputs at a time
-        for j in range(WW):
-            cols[:, i, j] = _window(x_cn, i, j, sh, sw, H_out, W_out)
-    cols = cols.reshape(C * HH * WW, N * H_out * W_out)
-    out_fn = (w.reshape(F, -1) @ cols).reshape(F, N, H_out, W_out)
     out = np.empty((N, F, H_out, W_out), dtype=np.result_type(x, w, b))
-    np.add(out_fn.transpose(1, 0, 2, 3), b.reshape(1, F, 1, 1), out=out)
+    w_rows = w.reshape(F, -1)
+    for samples, cols in _column_blocks(x, HH, WW, sh, sw, ph, pw):
+        np.matmul(w_rows, cols.transpose(1, 0, 2), out=out[samples].reshape(-1, F, H_out * W_out))
+    out += b.reshape(1, F, 1, 1)
 
-    cache = (x, w, b, conv_param, cols)
+    cache = (x, w, b, conv_param)
     return out, cache
 
 
 def conv_backward_fast(dout, cache):
     """Backward pass of a convolutional layer: GEMMs, and a col2im over kernel offsets.
 
-    dw is one GEMM of dout against the cached columns. dx is col2im done offset by offset:
+    dw is one GEMM per block of samples, of dout against the block's columns (rebuilt as
+    in the forward). dx is col2im done offset by offset:
     for each kernel offset (di, dj), one GEMM w[:, :, di, dj].T @ dout gives its (C, N, H', W')
     contribution, added to a strided view of the padded gradient. Working one offset at a
     time keeps the temporary small (a C * HH * WW times larger dcols costs more in
@@ -143,24 +163,27 @@ def conv_backward_fast(dout, cache):
 
     Inputs:
     - dout: upstream derivatives, of shape (N, F, H', W')
-    - cache: (x, w, b, conv_param, cols) as returned by conv_forward_fast
+    - cache: (x, w, b, conv_param) as returned by conv_forward_fast
 
     Returns a tuple of:
     - dx: gradient with respect to x, of shape (N, C, H, W)
     - dw: gradient with respect to w, of shape (F, C, HH, WW)
     - db: gradient with respect to b, of shape (F,)
     """
-    x, w, b, conv_param, cols = cache
+    x, w, b, conv_param = cache
     sh, sw = _pair(conv_param["stride"])
     ph, pw = _pair(conv_param["pad"])
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
     _, _, H_out, W_out = dout.shape
 
-    dout_fn = dout.transpose(1, 0, 2, 3).reshape(F, N * H_out * W_out).astype(x.dtype, copy=False)
+    dout_nf = dout.reshape(N, F, H_out * W_out).astype(x.dtype, copy=False)
+    dout_fn = dout_nf.transpose(1, 0, 2).reshape(F, N * H_out * W_out)
     db = dout.sum(axis=(0, 2, 3)).astype(b.dtype, copy=False)
-    dw = (dout_fn @ cols.T).reshape(w.shape).astype(w.dtype, copy=False)
-    # channel-first (C, N, ...) so each GEMM result is added without a transpose
+    dw_rows = np.zeros((F, C * HH * WW), dtype=np.result_type(x, dout))
+    for samples, cols in _column_blocks(x, HH, WW, sh, sw, ph, pw):
+        dw_rows += np.tensordot(dout_nf[samples], cols, axes=([0, 2], [1, 2]))
+    dw = dw_rows.reshape(w.shape).astype(w.dtype, copy=False)
     dx_pad = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
     dx_offset = np.empty((C, N, H_out, W_out), dtype=x.dtype)
     for i in range(HH):
