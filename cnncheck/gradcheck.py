@@ -191,6 +191,7 @@ class Evaluator:
 
     def __init__(self, impl: Impl, case: Case, arrays: dict, on_call=None, calls: dict | None = None):
         self.impl, self.case, self.arrays, self.on_call = impl, case, arrays, on_call
+        self.out_shape = case.output_shape()
         self.counts = calls if calls is not None else {"forward": 0}
         self.kept: dict = {}  # parameter names -> [(replaced arrays, output)]
         self.moved: set = set()  # parameter names whose perturbations changed the output
@@ -246,7 +247,7 @@ class Evaluator:
         self.counts["forward"] += 1
         if self.on_call:
             self.on_call()
-        if out.shape != self.case.output_shape():
+        if out.shape != self.out_shape:
             raise ImplError(f"forward returned out of shape {out.shape} for a perturbed "
                             f"{', '.join(replaced)}")
         key = tuple(replaced)
@@ -301,9 +302,9 @@ def numerical(f: Evaluator, pname: str, cols, base, dout, centred=False) -> Nume
             res.minus[col.index] = -col.read(Dm * dout) / hm
             D -= Dm
             hp = hp + hm
-        res.value[col.index] = col.read(D * dout) / hp
         if col.covered is not None and not res.leaked:
             res.leaked = bool(np.any(D[(..., ~col.covered)]))
+        res.value[col.index] = col.read(np.multiply(D, dout, out=D)) / hp  # D is this call's own
     if not np.array_equal(work, p, equal_nan=True):
         raise ImplError(f"forward changed its input {pname} in place")
     return res

@@ -105,21 +105,23 @@ BLOCK_BYTES = 1 << 21  # the columns of this many bytes' worth of samples at a t
 def _column_blocks(x, HH, WW, sh, sw, ph, pw):
     """im2col a block of samples at a time: yields (samples, cols), where for the block's
     samples n, cols[(c, di, dj), n, (i, j)] = x_pad[n, c, i * sh + di, j * sw + dj],
-    of shape (C * HH * WW, len(samples), H' * W'). One strided copy per filter tap fills
-    it, into one buffer reused from block to block (small enough to stay in cache)."""
+    of shape (C * HH * WW, len(samples), H' * W'). The block is padded, then one strided
+    copy per filter tap fills its columns, each into a buffer reused from block to block
+    (small enough to stay in cache; the padding's zeros are written once)."""
     N, C, H, W = x.shape
     H_out, W_out = _out_size(H, HH, sh, ph), _out_size(W, WW, sw, pw)
-    x_pad = _pad(x, ph, pw)
     K = C * HH * WW
     n = max(1, min(N, BLOCK_BYTES // (K * H_out * W_out * x.dtype.itemsize)))
+    padded = np.zeros((C, n, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
     buffer = np.empty((C, HH, WW, n, H_out, W_out), dtype=x.dtype)
     for start in range(0, N, n):
-        samples = slice(start, min(N, start + n))
-        x_cn, cols = x_pad[samples].transpose(1, 0, 2, 3), buffer[:, :, :, :samples.stop - start]
+        samples, m = slice(start, min(N, start + n)), min(n, N - start)
+        padded[:, :m, ph:ph + H, pw:pw + W] = x[samples].transpose(1, 0, 2, 3)
+        x_cn, cols = padded[:, :m], buffer[:, :, :, :m]
         for i in range(HH):
             for j in range(WW):
                 cols[:, i, j] = _window(x_cn, i, j, sh, sw, H_out, W_out)
-        yield samples, cols.reshape(K, samples.stop - start, H_out * W_out)
+        yield samples, cols.reshape(K, m, H_out * W_out)
 
 
 def conv_forward_fast(x, w, b, conv_param):
@@ -127,7 +129,7 @@ def conv_forward_fast(x, w, b, conv_param):
 
     Same inputs, output and formula as conv_forward_naive: for each block of samples,
     out[n] = w.reshape(F, -1) @ cols[:, n] (see _column_blocks), written straight into
-    the (N, F, H', W') output, then + b.
+    the (N, F, H', W') output, + b.
 
     Returns a tuple of:
     - out: output data, of shape (N, F, H', W')
@@ -145,7 +147,7 @@ def conv_forward_fast(x, w, b, conv_param):
     w_rows = w.reshape(F, -1)
     for samples, cols in _column_blocks(x, HH, WW, sh, sw, ph, pw):
         np.matmul(w_rows, cols.transpose(1, 0, 2), out=out[samples].reshape(-1, F, H_out * W_out))
-    out += b.reshape(1, F, 1, 1)
+        out[samples] += b.reshape(1, F, 1, 1)
 
     cache = (x, w, b, conv_param)
     return out, cache
