@@ -44,7 +44,7 @@ def in_process(spec, forward, cases):
     return [check_case(c, impls[c.layer]) for c in cases]
 
 
-def compare(title, spec, forward, cases, rounds=3):
+def compare(title, spec, forward, cases, rounds=5):
     best = {"in-process": float("inf"), "worker": float("inf")}
     for _ in range(rounds):
         for name, run in (("in-process", in_process), ("worker", through_worker)):

@@ -47,7 +47,7 @@ from cnncheck.protocols import ImplError  # noqa: F401  (re-exported: the checke
 from cnncheck.protocols.functions import FunctionPair
 
 BATCH = 32  # forward calls per message to a worker process
-BATCH_BYTES = 64 * 2**20  # outputs per message, at most
+BATCH_BYTES = 8 * 2**20  # outputs per message, at most
 WORST = 5  # worst elements reported per failed gradient
 SPOT_CHECKS = 3  # random colours (besides the first and last) whose structure is verified
 FORWARD_POINTS = 1  # perturbed inputs per parameter at which the forward meets the reference
@@ -218,21 +218,26 @@ class Evaluator:
         """f(p with p[index] = values) - f(p) in float64 for each (index, values), in order.
 
         Code in a worker process gets them in batches (one message for many forward calls,
-        each sent as its change alone); other code is called one at a time on `work`, which
-        is restored after each call."""
+        each sent as its change alone); each batch is sent as soon as the one before
+        arrives, so the worker computes it while the judge reads that one. Other code is
+        called one at a time on `work`, which is restored after each call."""
         p = self.arrays[pname]
-        many = getattr(self.impl, "run_forward_many", None)
-        if many is None:
+        send = getattr(self.impl, "send_forward_many", None)
+        if send is None:
             for index, values in changes:
                 work[index] = values
                 D = self.delta({pname: work}, base, index)
                 work[index] = p[index]
                 yield D
             return
-        size = max(1, min(BATCH, BATCH_BYTES // max(1, 8 * int(np.prod(self.case.output_shape())))))
-        for start in range(0, len(changes), size):
-            chunk = changes[start:start + size]
-            for out, (index, values) in zip(many(self.case, pname, chunk, self.arrays), chunk):
+        size = max(1, min(BATCH, BATCH_BYTES // max(1, 8 * int(np.prod(self.out_shape)))))
+        chunks = [changes[start:start + size] for start in range(0, len(changes), size)]
+        sent = send(self.case, pname, chunks[0], self.arrays, 0) if chunks else None
+        for k, chunk in enumerate(chunks):
+            outs = self.impl.receive_forward_many(sent)
+            if k + 1 < len(chunks):  # sent while the worker waits: it computes while we read
+                sent = send(self.case, pname, chunks[k + 1], self.arrays, k + 1)
+            for out, (index, values) in zip(outs, chunk):
                 work[index] = values
                 D = np.subtract(self.check_out(out, {pname: work}), base, dtype=np.float64)
                 work[index] = p[index]

@@ -130,7 +130,7 @@ class Worker:
         self.close()
         self._resident = {}
         self._shm_file = tempfile.TemporaryFile(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-        self._size = 0
+        self._size = self._tickets = self._answered = 0
         self._conn, child = Pipe()
         out_r, out_w = os.pipe()
         for stream in (sys.stdout, sys.stderr):
@@ -215,7 +215,7 @@ class Worker:
         anew); a worker that ended is started again."""
         if case is not self._case:
             self._case, self._deadline = case, time.monotonic() + self.timeout
-            self._resident = {}
+            self._resident, self._slot = {}, 0
         if not self._alive():
             self.start()
         left = self._deadline - time.monotonic()
@@ -225,23 +225,39 @@ class Worker:
 
     def _call_changed(self, layer, case, arrays, name, index, bases) -> dict:
         """A forward whose inputs are the case's bases but for arrays[name] at index."""
-        return {"out": self.call_many(layer, case, name, [(index, arrays[name][index])], bases)[0]}
+        sent = self.send_many(layer, case, name, [(index, arrays[name][index])], bases)
+        return {"out": self.receive_many(sent)[0]}
 
-    def call_many(self, layer, case, name, changes, bases) -> list:
-        """Forward calls on the case's bases (sent once a case, then kept by the worker),
-        each with bases[name][index] = values; their outputs as read-only views."""
+    def send_many(self, layer, case, name, changes, bases, batch=0) -> tuple:
+        """Start forward calls on the case's bases (sent once a case, then kept by the
+        worker), each with bases[name][index] = values; receive_many(what this returns)
+        gives their outputs. Batch k of a sequence writes its outputs to slot k % 2 of
+        shared memory, so the judge can read one batch while the worker computes the
+        next; batch 0 starts a sequence, once every earlier batch is done."""
         left = self._begin(case)
+        if batch == 0:
+            self._settle()
         fresh = {n: a for n, a in bases.items() if self._resident.get(n) is not a}
-        out_bytes = 8 * int(np.prod(case.output_shape())) * len(changes)
-        metas = self._put(fresh, room=out_bytes)
+        self._slot = max(self._slot, _aligned(8 * int(np.prod(case.output_shape()))) * len(changes))
+        metas = self._put(fresh)
+        if fresh:
+            self._resident, self._outputs = {**self._resident, **fresh}, metas["_free"]
+        self._ensure(self._outputs + 2 * self._slot)
+        metas["_free"] = self._outputs + batch % 2 * self._slot
+        metas["_end"] = metas["_free"] + self._slot
         changes = [(index, np.array(values)) for index, values in changes]  # 0-d stays 0-d
-        reply = self._ask(("deltas", layer, case, metas, name, changes, left), left + GRACE, "forward")
-        self._resident.update(fresh)
+        return self._send(("deltas", layer, case, metas, name, changes, left)), left, len(changes)
+
+    def receive_many(self, sent) -> list:
+        """The outputs of send_many's forward calls, as read-only views of shared memory,
+        valid until the worker writes that slot again."""
+        ticket, left, count = sent
+        reply = self._receive(ticket, left + GRACE, "forward")
         self.notes.extend(str(n) for n in reply.get("notes", []))
         if "error" in reply:
             raise ImplError(str(reply["error"]))
         outs = reply.get("outs")
-        if not isinstance(outs, list) or len(outs) != len(changes):
+        if not isinstance(outs, list) or len(outs) != count:
             raise ImplError("the worker sent a reply cnncheck cannot read")
         return [self._get(m, view=True) for m in outs]
 
@@ -265,6 +281,8 @@ class Worker:
     def _put(self, arrays: dict, room: int = 0) -> dict:
         """Write the arrays into shared memory; their (dtype, shape, offset), and room after
         (`room` bytes at least, for what comes back)."""
+        if arrays:  # a batch sent ahead may still be writing its outputs: let it finish
+            self._settle()
         need = sum(_aligned(a.nbytes) for a in arrays.values())
         self._ensure(max(4 * need, need + 2 * room) + MIN_SHM // 4)
         metas, offset = {}, 0
@@ -300,22 +318,46 @@ class Worker:
     def _ask(self, message, seconds: float, what: str, load=False) -> dict:
         """Send a message, wait up to `seconds` for the reply; a dead or late worker is an
         ImplError (ImplLoadError while loading)."""
+        return self._receive(self._send(message, load), seconds, what, load)
+
+    def _settle(self) -> None:
+        """Wait for the replies to every message sent (dropping them)."""
+        if self._answered < self._tickets:
+            self._receive(self._tickets, max(0.0, self._deadline - time.monotonic()) + GRACE, "forward")
+
+    def _send(self, message, load=False) -> int:
+        """Send a message with a ticket of its own: its reply comes back with it."""
+        self._tickets += 1
+        try:
+            self._conn.send((self._tickets, message))
+        except OSError:
+            self._lost("sending", load)
+        return self._tickets
+
+    def _receive(self, ticket: int, seconds: float, what: str, load=False) -> dict:
+        """The reply to message `ticket`, within `seconds`. Replies to earlier messages
+        nobody waits for any more (a batch sent ahead, then a failing case) are dropped."""
         from cnncheck.impl import ImplLoadError
         error = ImplLoadError if load else ImplError
+        end = time.monotonic() + seconds
         try:
-            self._conn.send(message)
-            if _spin(self._conn, SPIN_JUDGE) or self._conn.poll(seconds):
-                raw = self._conn.recv_bytes(maxlength=2**22)
-                reply = json.loads(raw)
-                if isinstance(reply, dict):
+            while _spin(self._conn, SPIN_JUDGE) or self._conn.poll(max(0.0, end - time.monotonic())):
+                reply = json.loads(self._conn.recv_bytes(maxlength=2**22))
+                if not (isinstance(reply, dict) and isinstance(reply.get("ticket"), int)):
+                    raise ValueError("not a reply")
+                self._answered = reply["ticket"]
+                if reply["ticket"] == ticket:
                     return reply
-                raise ValueError("not a mapping")
         except (EOFError, OSError, ValueError):
-            how = self._ended()
-            raise error(f"the process running {self.label} ended during {what}: {how}") from None
+            self._lost(what, load)
         self.close()  # too late: stopped for good
         limit = self.timeout if not load else seconds
         raise error(f"timed out after {limit:g} s during {what} (the code did not return; stopped)")
+
+    def _lost(self, what: str, load: bool):
+        from cnncheck.impl import ImplLoadError
+        how = self._ended()
+        raise (ImplLoadError if load else ImplError)(f"the process running {self.label} ended during {what}: {how}") from None
 
     def _ended(self) -> str:
         """How the worker ended; one that is still running broke the reply protocol (it
@@ -359,10 +401,15 @@ class Layer:
     def run_forward(self, case, arrays: dict, changed=None):
         return self.worker.call(self.layer, case, "forward", arrays, changed)["out"]
 
-    def run_forward_many(self, case, name: str, changes: list, bases: dict) -> list:
-        """The outputs of forward calls on the bases with bases[name][index] = values for
-        each (index, values): one message; read-only views, valid until the next call."""
-        return self.worker.call_many(self.layer, case, name, changes, bases)
+    def send_forward_many(self, case, name: str, changes: list, bases: dict, batch: int = 0):
+        """Start forward calls on the bases with bases[name][index] = values for each
+        (index, values): one message; receive_forward_many gives the outputs. batch: its
+        number in a sequence, each sent before the previous one is read."""
+        return self.worker.send_many(self.layer, case, name, changes, bases, batch)
+
+    def receive_forward_many(self, sent) -> list:
+        """The outputs, read-only views valid until batch + 2 is sent."""
+        return self.worker.receive_many(sent)
 
     def run_backward(self, case, dout) -> dict:
         return self.worker.call(self.layer, case, "backward", {"dout": dout})
@@ -415,10 +462,10 @@ def _serve(conn, out_fd: int, spec: Worker) -> None:
         while True:
             try:
                 _spin(conn, SPIN_WORKER)
-                message = conn.recv()
+                ticket, message = conn.recv()
             except (EOFError, OSError):
                 break
-            reply = state.handle(message)
+            reply = {**state.handle(message), "ticket": ticket}
             conn.send_bytes(json.dumps(reply).encode())
     except BaseException:  # noqa: BLE001 - the judge hears of it as an ended worker
         pass
@@ -471,7 +518,7 @@ class _WorkerState:
     def deltas(self, layer, case, metas, name, changes, seconds) -> dict:
         """Forward calls on the resident bases (new ones in metas), each with
         arrays[name][index] = values, undone after the call; outputs one after another."""
-        free = metas.pop("_free")
+        free, end = metas.pop("_free"), metas.pop("_end")
         for n, m in metas.items():
             base = self._view(m).copy()
             self.resident[n] = (base, base.copy())  # (what the code gets, as sent)
@@ -481,7 +528,7 @@ class _WorkerState:
         for index, values in changes:
             given[index] = values
             try:
-                reply = self.run(layer, case, "forward", arrays, free, max(0.001, deadline - time.monotonic()))
+                reply = self.run(layer, case, "forward", arrays, free, max(0.001, deadline - time.monotonic()), end)
             finally:
                 given[index] = sent[index]
             notes += reply.get("notes", [])
@@ -516,8 +563,9 @@ class _WorkerState:
             reply["arrays"].update(self.put(changed, free + sum(_aligned(a.nbytes) for a in self.results)))
         return reply
 
-    def run(self, layer, case, role, arrays, free, seconds) -> dict:
-        """The adapter's forward or backward; its arrays written to shared memory from `free`."""
+    def run(self, layer, case, role, arrays, free, seconds, end=None) -> dict:
+        """The adapter's forward or backward; its arrays written to shared memory from
+        `free` (up to `end`)."""
         adapter = self.adapters.get(layer)
         if adapter is None:
             return {"error": f"{self.spec.label} defines no {layer} layer"}
@@ -536,16 +584,16 @@ class _WorkerState:
         if bad:
             return {"error": bad[0], "notes": adapter.take_notes()}
         self.results = [np.ascontiguousarray(a) for a in result.values()]
-        return {"arrays": self.put(dict(zip(result, self.results)), free), "notes": adapter.take_notes()}
+        return {"arrays": self.put(dict(zip(result, self.results)), free, end), "notes": adapter.take_notes()}
 
-    def put(self, arrays: dict, free: int) -> dict:
-        """Write arrays to shared memory from `free`; their descriptions (offset None: too
-        large, its shape alone is sent)."""
+    def put(self, arrays: dict, free: int, end=None) -> dict:
+        """Write arrays to shared memory from `free` (up to `end`); their descriptions
+        (offset None: too large, its shape alone is sent)."""
         metas = {}
         for name, a in arrays.items():
             a = np.ascontiguousarray(a)
             meta = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": None}
-            if free + a.nbytes <= self.size:
+            if free + a.nbytes <= min(self.size, end or self.size):
                 np.frombuffer(self.map, a.dtype, a.size, free)[...] = a.reshape(-1)
                 meta["offset"] = free
                 free += _aligned(a.nbytes)
