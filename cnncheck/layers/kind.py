@@ -87,12 +87,17 @@ def spatial_colours(case, leading: tuple, fold: Callable, cover: Callable = lamb
     Ph, Pw = period(kh, sh), period(kw, sw)
     rows = [_owners(H, Ho, kh, sh, ph, rh, Ph) for rh in range(min(Ph, H))]  # the same for every lead
     cols = [_owners(W, Wo, kw, sw, pw, rw, Pw) for rw in range(min(Pw, W))]
-    covers = [[cover(R.any(0)[:, None] & Cm.any(0)[None, :]) for Cm in cols] for R in rows]
+    covers = [[_some(cover(R.any(0)[:, None] & Cm.any(0)[None, :])) for Cm in cols] for R in rows]
     for lead in leading:
         for rh, R in enumerate(rows):
             for rw, Cm in enumerate(cols):
                 index = (slice(None), *lead, slice(rh, None, Ph), slice(rw, None, Pw))
                 yield Colour(index, lambda D, R=R, Cm=Cm: R @ fold(D) @ Cm.T, covers[rh][rw])
+
+
+def _some(covered: np.ndarray):
+    """The mask, or None when it covers every output."""
+    return None if covered.all() else covered
 
 
 def spatial_count(case) -> int:
