@@ -298,13 +298,13 @@ class Worker:
         self._map = mmap.mmap(self._shm_file.fileno(), self._size)
         self._ask(("map", self._size), GRACE + 5, "mapping memory")
 
-    def _put(self, arrays: dict, room: int = 0) -> dict:
+    def _put(self, arrays: dict) -> dict:
         """Write the arrays into shared memory; their (dtype, shape, offset), and room after
-        (`room` bytes at least, for what comes back)."""
+        them for what comes back."""
         if arrays:  # a batch sent ahead may still be writing its outputs: let it finish
             self._settle()
         need = sum(_aligned(a.nbytes) for a in arrays.values())
-        self._ensure(max(4 * need, need + 2 * room) + MIN_SHM // 4)
+        self._ensure(4 * need + MIN_SHM // 4)
         metas, offset = {}, 0
         for name, a in arrays.items():
             a = np.ascontiguousarray(a)

@@ -23,6 +23,16 @@ def _out_size(size: int, kernel: int, stride: int, pad: int = 0) -> int:
     return 1 + (size + 2 * pad - kernel) // stride
 
 
+def _window_geometry(param: dict, x_shape) -> tuple:
+    """A window's param dict (pool_height, pool_width, stride, pad if any) on an (N, C, H, W)
+    input: ((kh, kw), (sh, sw), (ph, pw), (H', W')). For the kinds that take a pad (max
+    pooling, im2col); average pooling takes none and reads its two keys itself."""
+    kh, kw = param["pool_height"], param["pool_width"]
+    (sh, sw), (ph, pw) = _pair(param["stride"]), _pair(param.get("pad", 0))
+    H, W = x_shape[2:]
+    return (kh, kw), (sh, sw), (ph, pw), (_out_size(H, kh, sh, ph), _out_size(W, kw, sw, pw))
+
+
 def _pad(x: np.ndarray, ph: int, pw: int, value=0) -> np.ndarray:
     """Pad the last two axes by ph rows and pw columns of `value` on each side (x itself if 0)."""
     if ph == 0 and pw == 0:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnncheck.layers._geometry import _out_size, _pad, _pair, _window
+from cnncheck.layers._geometry import _pad, _window, _window_geometry
 from cnncheck.layers.kind import Functions, LayerKind, _plain, spatial_colours
 from cnncheck.protocols import ImplError
 
@@ -42,11 +42,8 @@ def im2col_forward_naive(x, im2col_param):
 
     x and im2col_param are not modified.
     """
-    fh, fw = im2col_param["pool_height"], im2col_param["pool_width"]
-    sh, sw = _pair(im2col_param["stride"])
-    ph, pw = _pair(im2col_param.get("pad", 0))
+    (fh, fw), (sh, sw), (ph, pw), (H_out, W_out) = _window_geometry(im2col_param, x.shape)
     N, C, H, W = x.shape
-    H_out, W_out = _out_size(H, fh, sh, ph), _out_size(W, fw, sw, pw)
 
     x_pad = _pad(x, ph, pw)
     cols = np.zeros((N * H_out * W_out, C * fh * fw), dtype=x.dtype)
@@ -71,11 +68,8 @@ def im2col_backward_naive(dcols, cache):
       gets the sum of their entries, padding's entries are dropped.
     """
     x_shape, im2col_param = cache
-    fh, fw = im2col_param["pool_height"], im2col_param["pool_width"]
-    sh, sw = _pair(im2col_param["stride"])
-    ph, pw = _pair(im2col_param.get("pad", 0))
+    (fh, fw), (sh, sw), (ph, pw), (H_out, W_out) = _window_geometry(im2col_param, x_shape)
     N, C, H, W = x_shape
-    H_out, W_out = _out_size(H, fh, sh, ph), _out_size(W, fw, sw, pw)
 
     dx_pad = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dcols.dtype)
     for n in range(N):
@@ -101,11 +95,8 @@ def im2col_forward_fast(x, im2col_param):
 
     x and im2col_param are not modified.
     """
-    fh, fw = im2col_param["pool_height"], im2col_param["pool_width"]
-    sh, sw = _pair(im2col_param["stride"])
-    ph, pw = _pair(im2col_param.get("pad", 0))
+    (fh, fw), (sh, sw), (ph, pw), (H_out, W_out) = _window_geometry(im2col_param, x.shape)
     N, C, H, W = x.shape
-    H_out, W_out = _out_size(H, fh, sh, ph), _out_size(W, fw, sw, pw)
 
     windows = sliding_window_view(_pad(x, ph, pw), (fh, fw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :H_out, :W_out]
     cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(N * H_out * W_out, C * fh * fw)
@@ -126,11 +117,8 @@ def im2col_backward_fast(dcols, cache):
     - dx: gradient with respect to x, of shape (N, C, H, W)
     """
     x_shape, im2col_param = cache
-    fh, fw = im2col_param["pool_height"], im2col_param["pool_width"]
-    sh, sw = _pair(im2col_param["stride"])
-    ph, pw = _pair(im2col_param.get("pad", 0))
+    (fh, fw), (sh, sw), (ph, pw), (H_out, W_out) = _window_geometry(im2col_param, x_shape)
     N, C, H, W = x_shape
-    H_out, W_out = _out_size(H, fh, sh, ph), _out_size(W, fw, sw, pw)
 
     d = dcols.reshape(N, H_out, W_out, C, fh, fw).transpose(0, 3, 4, 5, 1, 2)  # (N, C, FH, FW, H', W')
     dx_pad = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dcols.dtype)

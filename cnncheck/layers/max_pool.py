@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnncheck.layers._geometry import _lowest, _out_size, _pad, _pair, _window
+from cnncheck.layers._geometry import _lowest, _pad, _window, _window_geometry
 from cnncheck.evidence import ALL_ZEROS, Sign, is_shape, overlapping
 from cnncheck.layers.kind import Classes, Functions, LayerKind
 from cnncheck.layers.suites import POOL_DEFAULT, POOL_LINSPACE, POOL_SUITE
@@ -30,11 +30,8 @@ def max_pool_forward_naive(x, pool_param):
 
     x and pool_param are not modified.
     """
-    ph, pw = pool_param["pool_height"], pool_param["pool_width"]
-    sh, sw = _pair(pool_param["stride"])
-    pad_h, pad_w = _pair(pool_param.get("pad", 0))
+    (ph, pw), (sh, sw), (pad_h, pad_w), (H_out, W_out) = _window_geometry(pool_param, x.shape)
     N, C, H, W = x.shape
-    H_out, W_out = _out_size(H, ph, sh, pad_h), _out_size(W, pw, sw, pad_w)
 
     x_pad = _pad(x, pad_h, pad_w, _lowest(x.dtype))
     out = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
@@ -60,9 +57,7 @@ def max_pool_backward_naive(dout, cache):
       to its first maximum in row-major order (np.argmax), ties included; never to padding.
     """
     x, pool_param = cache
-    ph, pw = pool_param["pool_height"], pool_param["pool_width"]
-    sh, sw = _pair(pool_param["stride"])
-    pad_h, pad_w = _pair(pool_param.get("pad", 0))
+    (ph, pw), (sh, sw), (pad_h, pad_w), _ = _window_geometry(pool_param, x.shape)
     N, C, H, W = x.shape
     _, _, H_out, W_out = dout.shape
 
@@ -94,11 +89,8 @@ def max_pool_forward_fast(x, pool_param):
 
     x and pool_param are not modified.
     """
-    ph, pw = pool_param["pool_height"], pool_param["pool_width"]
-    sh, sw = _pair(pool_param["stride"])
-    pad_h, pad_w = _pair(pool_param.get("pad", 0))
+    (ph, pw), (sh, sw), (pad_h, pad_w), (H_out, W_out) = _window_geometry(pool_param, x.shape)
     N, C, H, W = x.shape
-    H_out, W_out = _out_size(H, ph, sh, pad_h), _out_size(W, pw, sw, pad_w)
 
     x_pad = _pad(x, pad_h, pad_w, _lowest(x.dtype))
     out = _window(x_pad, 0, 0, sh, sw, H_out, W_out).copy()
@@ -125,9 +117,7 @@ def max_pool_backward_fast(dout, cache):
     - dx: gradient with respect to x, of shape (N, C, H, W)
     """
     x, out, pool_param = cache
-    ph, pw = pool_param["pool_height"], pool_param["pool_width"]
-    sh, sw = _pair(pool_param["stride"])
-    pad_h, pad_w = _pair(pool_param.get("pad", 0))
+    (ph, pw), (sh, sw), (pad_h, pad_w), _ = _window_geometry(pool_param, x.shape)
     N, C, H, W = x.shape
     _, _, H_out, W_out = dout.shape
 
