@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from cnncheck import layers, worker  # noqa: E402
+from cnncheck import layers  # noqa: E402
+from cnncheck.sandbox import process as worker  # noqa: E402
 
 worker.keep_freed_memory()  # every bench process keeps freed memory, as the command line does
 

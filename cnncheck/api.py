@@ -5,7 +5,7 @@
     report            # renders as HTML in Jupyter: the table, the hints, the heat maps
     report.passed     # True / False
 
-Code loaded from a file or a module name runs in a worker process (cnncheck.worker), as on
+Code loaded from a file or a module name runs in a worker process (cnncheck.sandbox.process), as on
 the command line. Functions and classes defined in a notebook cell cannot be imported again
 by a new process: they run in a forked worker, which inherits them. The judge (this
 process) computes every verdict.
@@ -20,10 +20,11 @@ import types
 
 from rich.console import Console
 
-from cnncheck import diagnose, layers, report as render, runner, worker
+from cnncheck import diagnose, layers, report as render, runner
+from cnncheck.sandbox import process as worker
 from cnncheck.config import ConfigError, load_cases
 from cnncheck.gradcheck import CaseResult
-from cnncheck.impl import ImplLoadError
+from cnncheck.sandbox.impl import ImplLoadError
 from cnncheck.layers.kind import Classes, Functions
 from cnncheck.protocols.classes import LayerClass
 from cnncheck.protocols.functions import FunctionPair
@@ -157,7 +158,7 @@ def check(layer: str, impl, backward=None, *, config=None, timeout=worker.DEFAUL
 
 def _adapter(kind, impl, backward):
     """The adapter for objects defined in this process (run in a forked worker)."""
-    from cnncheck.impl import functions_of
+    from cnncheck.sandbox.impl import functions_of
     if isinstance(impl, types.ModuleType):
         return functions_of(impl, kind, impl.__name__)
     if isinstance(impl, type):

@@ -13,7 +13,8 @@ import sys
 import click
 from rich.console import Console
 
-from cnncheck import __version__, api, diagnose, impl, report, runner, suites, worker
+from cnncheck import __version__, api, diagnose, report, runner, suites
+from cnncheck.sandbox import impl, process as worker
 from cnncheck.grade import grade
 from cnncheck.config import ConfigError, load_cases
 

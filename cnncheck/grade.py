@@ -32,7 +32,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from cnncheck import layers, report, runner, suites, worker
+from cnncheck import layers, report, runner, suites
+from cnncheck.sandbox import process as worker
 from cnncheck.api import check_file
 from cnncheck.config import ConfigError, load_cases
 from cnncheck.gradcheck import Check

@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cnncheck.case import Case
-from cnncheck import contract, worker
+from cnncheck import contract
+from cnncheck.sandbox import process as worker
 from cnncheck.gradcheck import CaseResult, check_case
 from cnncheck.protocols import StudentTimeout
 

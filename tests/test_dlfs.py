@@ -12,10 +12,10 @@ import pytest
 
 from cnncheck.case import Case
 from cnncheck.gradcheck import check_case, make_arrays
-from cnncheck.impl import ImplLoadError, import_spec, load
+from cnncheck.sandbox.impl import ImplLoadError, import_spec, load
 from cnncheck.protocols import ImplError
 from cnncheck.protocols.classes import LayerClass
-from cnncheck.protocols.detect import adapters
+from cnncheck.sandbox.detect import adapters
 from cnncheck.suites import default_suite
 
 BOOK = Path(__file__).parent / "books" / "dlfs"

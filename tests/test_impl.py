@@ -8,7 +8,7 @@ import pytest
 import cnncheck.layers
 from cnncheck.case import Case
 from cnncheck.gradcheck import ImplError, check_case
-from cnncheck.impl import ImplLoadError, load
+from cnncheck.sandbox.impl import ImplLoadError, load
 
 STUDENTS = "tests/students"
 CASE = Case("conv", (2, 3, 5, 5), (2, 3, 3, 3), stride=(1, 1), pad=(1, 1))

@@ -13,7 +13,7 @@ from cnncheck import diagnose, report
 from cnncheck.case import Case
 from cnncheck.cli import main
 from cnncheck.gradcheck import CaseResult, Check, check_case
-from cnncheck.impl import load
+from cnncheck.sandbox.impl import load
 from cnncheck.layers import max_pool
 from cnncheck.suites import default_suite
 from students.bugs import BY_NAME, MANY_BY_NAME, write_bug, write_bugs

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnncheck import worker
+from cnncheck.sandbox import process as worker
 from cnncheck.case import Case
 from cnncheck.gradcheck import BATCH, check_case
 

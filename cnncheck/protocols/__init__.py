@@ -8,7 +8,7 @@ module. `functions` calls pairs of functions (CS231n's `conv_forward_naive(x, w,
 conv_param)`, the book's `im2col`/`col2im`, or a user's callables); `classes` calls the book's
 layer classes (`Convolution(W, b, stride, pad)`). Each layer's record says how each protocol
 names and calls it (`LayerKind.protocols`). Adapters run inside the worker process
-(cnncheck.worker) for code the judge does not trust, and in-process for cnncheck's own layers.
+(cnncheck.sandbox.process) for code the judge does not trust, and in-process for cnncheck's own layers.
 """
 from __future__ import annotations
 

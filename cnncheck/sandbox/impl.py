@@ -467,7 +467,7 @@ class _Notes:
 def load(spec: str | types.ModuleType, layer: str, forward: str | None = None,
          backward: str | None = None, *, protocol: str | None = None, class_name: str | None = None):
     """The student's adapter for `layer` ("conv", "max_pool", "avg_pool"), to run in this
-    process (the judge runs student code in a worker: cnncheck.worker): a FunctionPair for
+    process (the judge runs student code in a worker: cnncheck.sandbox.process): a FunctionPair for
     CS231n functions, a LayerClass for the book's classes.
 
     spec: a path to a .py file (or a directory holding layers.py), a dotted module name, or a
@@ -476,7 +476,7 @@ def load(spec: str | types.ModuleType, layer: str, forward: str | None = None,
     (default: what the file defines). class_name: the class to check (the book's protocol).
     Raises ImplLoadError when the code cannot be loaded or lacks the layer.
     """
-    from cnncheck.protocols.detect import adapters  # detect builds on this module
+    from cnncheck.sandbox.detect import adapters  # detect builds on this module
     layers.get(layer)
     module, root = import_spec(spec)
     label = spec.__name__ if isinstance(spec, types.ModuleType) else spec

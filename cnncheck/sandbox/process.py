@@ -146,7 +146,7 @@ class Worker:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> list[str]:
         """Fork the worker and load the code; the layers it defines. Raises ImplLoadError."""
-        from cnncheck.impl import ImplLoadError
+        from cnncheck.sandbox.impl import ImplLoadError
         self.close()
         self._resident = {}
         self._shm_file = tempfile.TemporaryFile(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
@@ -357,7 +357,7 @@ class Worker:
     def _receive(self, ticket: int, seconds: float, what: str, load=False) -> dict:
         """The reply to message `ticket`, within `seconds`. Replies to earlier messages
         nobody waits for any more (a batch sent ahead, then a failing case) are dropped."""
-        from cnncheck.impl import ImplLoadError
+        from cnncheck.sandbox.impl import ImplLoadError
         error = ImplLoadError if load else ImplError
         end = time.monotonic() + seconds
         try:
@@ -375,7 +375,7 @@ class Worker:
         raise error(f"timed out after {limit:g} s during {what} (the code did not return; stopped)")
 
     def _lost(self, what: str, load: bool):
-        from cnncheck.impl import ImplLoadError
+        from cnncheck.sandbox.impl import ImplLoadError
         how = self._ended()
         raise (ImplLoadError if load else ImplError)(f"the process running {self.label} ended during {what}: {how}") from None
 
@@ -517,8 +517,8 @@ class _WorkerState:
             return {"error": _one_line(e)}
 
     def load(self) -> dict:
-        from cnncheck.impl import ImplLoadError, import_spec
-        from cnncheck.protocols.detect import adapters
+        from cnncheck.sandbox.impl import ImplLoadError, import_spec
+        from cnncheck.sandbox.detect import adapters
         if self.spec.objects is not None:
             self.adapters = dict(self.spec.objects)
         else:

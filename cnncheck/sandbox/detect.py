@@ -15,7 +15,7 @@ import functools
 import inspect
 
 from cnncheck import layers
-from cnncheck.impl import ImplLoadError, functions_of, load_error, load_notes
+from cnncheck.sandbox.impl import ImplLoadError, functions_of, load_error, load_notes
 from cnncheck.layers.kind import Classes, Functions
 from cnncheck.protocols.classes import LayerClass
 
