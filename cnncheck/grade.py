@@ -37,6 +37,7 @@ from cnncheck.sandbox import process as worker
 from cnncheck.api import check_file
 from cnncheck.config import ConfigError, load_cases
 from cnncheck.gradcheck import Check
+from cnncheck.output import write_atomic
 
 LAYERS = tuple(layers.KINDS)  # every layer kind check_file can find
 DEFAULT_LAYERS = ("conv", "max_pool")  # count even when a file lacks them
@@ -499,8 +500,7 @@ def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout, memory_m
         records = grade_paths(list(paths), Judging(config, timeout, memory_mib), points, jobs, done)
     if html_path:
         from cnncheck.html import render
-        with open(html_path, "w", encoding="utf-8") as f:
-            f.write(render(records))
+        write_atomic(html_path, render(records))
     _write(records, fmt, output)
 
 
@@ -515,8 +515,7 @@ def _write(records: list[dict], fmt: str, output: str | None) -> None:
     else:
         text = {"json": to_json, "csv": to_csv, "gradescope": lambda r: to_gradescope(r[0])}[fmt](records)
     if output:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(text if text.endswith("\n") else text + "\n")
+        write_atomic(output, text if text.endswith("\n") else text + "\n")
     else:
         click.echo(text, nl=not text.endswith("\n"))
 
