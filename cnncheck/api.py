@@ -6,8 +6,9 @@
     report.passed     # True / False
 
 Code loaded from a file or a module name runs in a worker process (cnncheck.sandbox.process), as on
-the command line. Functions and classes defined in a notebook cell cannot be imported again
-by a new process: they run in a forked worker, which inherits them. The judge (this
+the command line. Functions and classes defined in a notebook cell run there too, from their
+source: the imports and definitions of the kernel's cells (or of the file that defines
+them), loaded afresh in the worker; nothing of this process is inherited. The judge (this
 process) computes every verdict.
 """
 from __future__ import annotations
@@ -25,9 +26,6 @@ from cnncheck.sandbox import process as worker
 from cnncheck.config import ConfigError, load_cases
 from cnncheck.gradcheck import CaseResult
 from cnncheck.sandbox.impl import ImplLoadError
-from cnncheck.layers.kind import Classes, Functions
-from cnncheck.protocols.classes import LayerClass
-from cnncheck.protocols.functions import FunctionPair
 from cnncheck.suites import cases_for
 
 
@@ -151,31 +149,57 @@ def check(layer: str, impl, backward=None, *, config=None, timeout=worker.DEFAUL
             source = impl.__name__  # a module inside a package: imported by its dotted name
         w = worker.Worker(source, load={"wanted": [layer]}, label=str(source), **options)
     else:
-        adapter = _adapter(kind, impl, backward)
-        w = worker.Worker(objects={layer: adapter}, label=adapter.label, **options)
+        w = _worker_for(kind, impl, backward, options)
     return _run(w, [layer], config, overrides)
 
 
-def _adapter(kind, impl, backward):
-    """The adapter for objects defined in this process (run in a forked worker)."""
-    from cnncheck.sandbox.impl import functions_of
+def _worker_for(kind, impl, backward, options) -> worker.Worker:
+    """A worker that loads the objects' source afresh: the file that defines them, or the
+    notebook kernel's cells (definitions only). Raises TypeError for objects with neither."""
     if isinstance(impl, types.ModuleType):
-        return functions_of(impl, kind, impl.__name__)
+        raise TypeError(f"module {impl.__name__} has no file: pass a path to the file instead")
     if isinstance(impl, type):
-        spec = next((s for s in kind.protocols.values() if isinstance(s, Classes)), None)
-        if spec is None:
-            raise TypeError(f"{kind.name} has no class protocol: pass its forward and backward functions")
-        return LayerClass(impl, impl.__name__, spec, root=_root_of(impl))
-    if not callable(impl) or not callable(backward):
+        load, label = {"class_name": impl.__name__}, impl.__name__
+    elif callable(impl) and callable(backward):
+        load = {"forward": impl.__name__, "backward": backward.__name__}
+        label = f"{impl.__name__} / {backward.__name__}"
+    else:
         raise TypeError("impl must be a forward function (with backward=...), a layer class, a module or a path")
-    spec = next(s for s in kind.protocols.values() if isinstance(s, Functions))
-    label = f"{getattr(impl, '__name__', 'forward')} / {getattr(backward, '__name__', 'backward')}"
-    return FunctionPair(impl, backward, label, spec, root=_root_of(impl))
+    load["wanted"] = [kind.name]
+    module = getattr(impl, "__module__", None)
+    text = _kernel_cells() if module == "__main__" else None
+    path = _file_of(impl)
+    if text is None and path and module == "__main__":  # a script: its definitions, not its run
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = "# In[1]:\n" + f.read()
+    if text is not None:
+        name = os.path.basename(path) if path and not path.startswith("<") else "notebook_cells.py"
+        return worker.Worker(name if name.endswith(".py") else name + ".py", text=text, load=load,
+                             label=label, **options)
+    if path is None:
+        raise TypeError(f"cnncheck runs {label} from its source, and cannot find it: define it in a "
+                        "notebook cell or a file, at the top level")
+    return worker.Worker(path, load=load, label=label, **options)
 
 
-def _root_of(obj) -> str:
-    """The folder of the file that defines obj (a notebook cell: the working directory)."""
+def _kernel_cells() -> str | None:
+    """The cells this IPython kernel ran, as an nbconvert export (None outside IPython)."""
     try:
-        return os.path.dirname(os.path.realpath(inspect.getsourcefile(obj)))
-    except (TypeError, OSError):
-        return os.getcwd()
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    cells = shell.user_ns.get("In") if shell is not None else None
+    if not cells:
+        return None
+    return "".join(f"# In[{i}]:\n{c}\n\n" for i, c in enumerate(cells) if c)
+
+
+def _file_of(obj) -> str | None:
+    try:
+        path = inspect.getsourcefile(obj)
+    except TypeError:
+        return None
+    return path if path and os.path.isfile(path) else None
+
+

