@@ -119,7 +119,7 @@ def _run(w: worker.Worker, wanted, config, overrides, jobs=1, on_progress=None) 
 
 def check_file(path, *, config=None, timeout=worker.DEFAULT_TIMEOUT, memory_limit=worker.DEFAULT_MEMORY,
                output_limit=worker.DEFAULT_OUTPUT, protocol=None, jobs=1, on_progress=None,
-               **overrides) -> Report:
+               isolation=None, **overrides) -> Report:
     """Every layer the file defines, each through its default suite (or the config's cases).
 
     A file that cannot be loaded, or defines no layer, gives `Report.error`; it never raises
@@ -127,7 +127,7 @@ def check_file(path, *, config=None, timeout=worker.DEFAULT_TIMEOUT, memory_limi
     """
     load = {"protocol": protocol} if protocol else {}
     w = worker.Worker(os.fspath(path), load=load, label=os.fspath(path), timeout=timeout,
-                      memory_limit=memory_limit, output_limit=output_limit)
+                      memory_limit=memory_limit, output_limit=output_limit, isolation=isolation)
     return _run(w, None, config, overrides, jobs, on_progress)
 
 

@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import functools
 import os
-import inspect
 import sys
 
 import click
 from rich.console import Console
 
-from cnncheck import __version__, api, diagnose, report, runner, suites
+from cnncheck import __version__, api, diagnose, i18n, report, runner, suites
 from cnncheck.sandbox import impl, process as worker
 from cnncheck.grade import grade
 from cnncheck.config import ConfigError, load_cases
 
 
 RUN_OPTIONS = ("impl", "forward", "backward", "timeout", "jobs", "memory_limit", "output_limit",
-               "protocol", "class_name")  # how to run, not what
+               "protocol", "class_name", "isolation")  # how to run, not what
+ISOLATION_OPTION = click.option(
+    "--isolation", type=click.Choice(["auto", "bwrap", "uid", "process"]), default="auto", show_default=True,
+    help="How the checked code is kept apart: auto (the strongest this machine allows), bwrap "
+         "(bubblewrap namespaces), uid (another user), process (a process of your own user).")
 
 
 class UserError(click.ClickException):
@@ -66,6 +69,18 @@ def _jobs(ctx, param, value):
         raise click.BadParameter(f"{value!r}: expected a positive integer or 'auto'") from None
 
 
+def _lang(ctx, param, value):
+    try:
+        return i18n.resolve(value) if value else None
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+LANG_OPTION = click.option("--lang", callback=_lang, metavar="LANG",
+                           help="Language of the report: en, zh_CN, ja or ko (default: from LANG, LC_ALL or "
+                                "LANGUAGE for the table; English for json and junit).")
+
+
 def common_options(f):
     """Options every command shares, written once."""
     options = [
@@ -108,13 +123,15 @@ def common_options(f):
         click.option("--format", "fmt", type=click.Choice(["table", "json", "junit"]), default="table",
                      show_default=True, help="Output format on stdout."),
         click.option("-v", "--verbose", is_flag=True, help="Table: every case's table, passing ones too."),
+        LANG_OPTION,
+        ISOLATION_OPTION,
     ]
     return functools.reduce(lambda g, opt: opt(g), reversed(options), f)
 
 
 def overrides(opts: dict) -> dict:
     """Flags the user gave, in the config's own terms."""
-    skip = ("configs", "fmt", "avg", "verbose", *RUN_OPTIONS)
+    skip = ("configs", "fmt", "avg", "verbose", "lang", *RUN_OPTIONS)
     out = {k: v for k, v in opts.items() if v is not None and k not in skip}
     for key, count in (("x_shape", (4,)), ("w_shape", (4,))):
         if key in out:
@@ -140,20 +157,22 @@ def run(command: str, opts: dict) -> None:
         results = diagnose.diagnose(results, source=_file(opts["impl"]))
     finally:
         worker.shutdown()  # every worker is gone before the verdict is written
-    emit(results, opts["fmt"], opts["verbose"])
+    emit(results, opts["fmt"], opts["verbose"], opts["lang"])
     sys.exit(0 if all(r.passed for r in results) else 1)
 
 
-def emit(results, fmt: str, verbose: bool = False) -> None:
-    """The result on stdout, in the chosen format."""
+def emit(results, fmt: str, verbose: bool = False, lang: str | None = None) -> None:
+    """The result on stdout, in the chosen format and language (--lang, else the environment's
+    for the table and English for machines), with the isolation the checked code ran under."""
+    lang = i18n.resolve(lang, machine=fmt != "table")
+    wall = worker.isolation()
     if fmt == "json":
-        click.echo(report.to_json(results))
+        click.echo(report.to_json(results, lang, {"isolation": wall}))
     elif fmt == "junit":
-        click.echo(report.to_junit(results))
-    elif "verbose" in inspect.signature(report.print_table).parameters:
-        report.print_table(results, Console(), verbose=verbose)
-    else:  # the compact view is still to land
-        report.print_table(results, Console())
+        click.echo(report.to_junit(results, lang))
+    else:
+        footer = [f"isolation: {wall['description']}"] if wall else []
+        report.print_table(results, Console(), verbose=verbose, lang=lang, footer=footer)
 
 
 def _file(spec) -> str | None:
@@ -171,10 +190,13 @@ def load_impls(cases, opts) -> dict | None:
     wanted = sorted({c.layer for c in cases})
     load = {"wanted": wanted, "forward": opts["forward"], "backward": opts["backward"],
             "protocol": opts["protocol"], "class_name": opts["class_name"]}
-    w = worker.Worker(opts["impl"], load={k: v for k, v in load.items() if v}, timeout=opts["timeout"],
-                      memory_limit=opts["memory_limit"], output_limit=opts["output_limit"])
     try:
+        w = worker.Worker(opts["impl"], load={k: v for k, v in load.items() if v}, timeout=opts["timeout"],
+                          memory_limit=opts["memory_limit"], output_limit=opts["output_limit"],
+                          isolation=opts["isolation"])
         w.start()
+    except ValueError as e:  # the isolation asked for cannot be had here
+        raise UserError(str(e)) from None
     except impl.ImplLoadError as e:
         raise UserError(str(e)) from None
     return {layer: w.for_layer(layer) for layer in wanted}
@@ -271,7 +293,9 @@ def im2col(**opts):
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "junit"]), default="table",
               show_default=True, help="Output format on stdout.")
 @click.option("-v", "--verbose", is_flag=True, help="Table: every case's table, passing ones too.")
-def check_command(path, configs, protocol, timeout, memory_limit, jobs, fmt, verbose, **settings):
+@ISOLATION_OPTION
+@LANG_OPTION
+def check_command(path, configs, protocol, timeout, memory_limit, jobs, fmt, verbose, lang, isolation, **settings):
     """Check every layer FILE defines (conv, max pool, avg pool, im2col; CS231n functions or
     the book's classes), each through its default suite, in one report.
 
@@ -284,14 +308,15 @@ def check_command(path, configs, protocol, timeout, memory_limit, jobs, fmt, ver
     try:
         with runner.terminal_progress(0) as progress:
             rep = api.check_file(path, config=list(configs) or None, timeout=timeout, memory_limit=memory_limit,
-                                 protocol=protocol, jobs=jobs, on_progress=progress, **overrides)
-    except ConfigError as e:
+                                 protocol=protocol, jobs=jobs, on_progress=progress, isolation=isolation,
+                                 **overrides)
+    except (ConfigError, ValueError) as e:
         raise UserError(str(e)) from None
     finally:
         worker.shutdown()
     if rep.error:
         raise UserError(rep.error)
-    emit(rep.results, fmt, verbose)
+    emit(rep.results, fmt, verbose, lang)
     sys.exit(0 if rep.passed else 1)
 
 

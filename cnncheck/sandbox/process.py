@@ -46,6 +46,7 @@ MIN_SHM = 16 * 2**20
 DTYPES = channel.DTYPES
 LOAD_SECONDS = 60.0  # loading a file: its imports may be slow, never endless
 _live = weakref.WeakSet()  # every worker this process started, for shutdown()
+_used = set()  # the isolation levels workers of this process started at
 
 
 def _prctl_libc():
@@ -80,6 +81,14 @@ def _guard_judge() -> None:
         libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
 
 
+def isolation() -> dict | None:
+    """The weakest isolation any worker of this process ran under (None: no code under
+    check ran), for the report's `isolation` field and footer."""
+    if not _used:
+        return None
+    return launch.describe(max(_used, key=launch.LEVELS.index))
+
+
 def shutdown() -> None:
     """Stop every worker: the judge decides the exit status only after all are gone."""
     for w in list(_live):
@@ -103,7 +112,7 @@ class Worker:
                  timeout=DEFAULT_TIMEOUT, memory_limit=DEFAULT_MEMORY, output_limit=DEFAULT_OUTPUT):
         self.source, self.text, self.load_args = source, text, dict(load or {})
         self.label = label or str(source)
-        self.level = launch.available(isolation)
+        self.level = launch.choose(isolation)
         self.timeout, self.memory_limit, self.output_limit = timeout, memory_limit, output_limit
         self.layers: list[str] = []
         self.notes: list[str] = []
@@ -131,7 +140,7 @@ class Worker:
         ours, theirs = socket.socketpair()
         out_r, out_w = os.pipe()
         _guard_judge()
-        folders = [os.getcwd()] + ([os.path.dirname(os.path.abspath(self.source))] if self._is_path() else [])
+        folders = [os.path.dirname(os.path.abspath(self.source))] if self._is_path() else []
         try:
             self._proc = subprocess.Popen(
                 launch.argv(self.level, theirs.fileno(), folders), env=launch.ENV, cwd=os.getcwd(),
@@ -144,6 +153,7 @@ class Worker:
             os.close(out_w)
         self._conn = Connection(ours.detach())
         _live.add(self)
+        _used.add(self.level)
         threading.Thread(target=self._drain, args=(out_r,), daemon=True).start()
         spec = {"source": self._source(), "text": self.text, "load": self.load_args, "label": self.label,
                 "timeout": self.timeout, "memory_limit": self.memory_limit, "shm": self._shm,
