@@ -44,6 +44,7 @@ class Case:
     samples: int = 20  # sparse mode: elements per gradient
     directions: int = 4  # projection mode: random directions
     taylor: bool = False  # also run the Taylor (convergence) test, cnncheck.taylor
+    protocol: str = ""  # the calling convention of the code checked ("dlai"; "": as the record's first)
 
     # -- geometry: asked of the layer's record -----------------------------------------
     @property

@@ -332,14 +332,15 @@ class _Hints:
 
     def __init__(self, runs: list[CaseResult], source: str | None):
         self.runs, self.source = runs, source
-        own = runs[0].case.kind.hints
+        case = runs[0].case
+        own = getattr(case.kind.protocols.get(case.protocol), "hints", None) or case.kind.hints
         self.signs = [h for h in own if isinstance(h, Sign)] + SIGNS
         self.patterns = [h for h in own if isinstance(h, Pattern)] + PATTERNS
         self.found = {id(r): [r.hint] if r.hint else [] for r in runs}
         self.signed = set()  # (case, quantity) a sign explained
 
-    def add(self, rid: int, text: str, line: str | None = None) -> None:
-        where = source_line(self.source, line)
+    def add(self, rid: int, text: str, line: str | None = None, within: tuple = ()) -> None:
+        where = source_line(self.source, line, within)
         text = f"{text} (see {where})" if where else text
         if text not in self.found[rid]:
             self.found[rid].append(text)
@@ -350,7 +351,7 @@ class _Hints:
                       and (c is not None or ERROR in s.grads)
                       and (not s.backward or _forward_ok(r)) and s.test(r, c)), None)
             if s:
-                self.add(id(r), s.text(r, c), s.line)
+                self.add(id(r), s.text(r, c), s.line, s.within)
                 self.signed.add((id(r), q))
 
     def attach(self) -> None:
@@ -364,7 +365,7 @@ class _Hints:
                     continue  # their own evidence said it already
                 where = "the forward" if q == "out" else q  # "fails only at stride > 1, in dw: ..."
                 for rid in cases:
-                    self.add(rid, p.hint if q == ERROR else p.hint.replace(": ", f", in {where}: ", 1), p.line)
+                    self.add(rid, p.hint if q == ERROR else p.hint.replace(": ", f", in {where}: ", 1), p.line, p.within)
         for r in self.runs:
             if not self.found[id(r)]:
                 self.sign(r, fallback=True)

@@ -34,6 +34,7 @@ class Sign:
     line: str | None = None
     backward: bool = True  # it blames the backward: not read where the forward is wrong
     fallback: bool = False  # read only where nothing else gave the case a hint
+    within: tuple = ()  # functions to look for `line` in, in order (none: the whole file)
 
     def text(self, r, c) -> str:
         return self.hint(r, c) if callable(self.hint) else self.hint
@@ -49,6 +50,7 @@ class Pattern:
     hint: str
     grads: tuple = ("out", *GRADS, ERROR)  # the quantities it can explain
     line: str | None = None
+    within: tuple = ()  # functions to look for `line` in, in order (none: the whole file)
 
 
 # -- what one check shows ----------------------------------------------------------------
@@ -126,16 +128,33 @@ def nonsquare_kernel(case) -> bool:
     return case.kernel[0] != case.kernel[1]
 
 
-def source_line(path: str | None, pattern: str | None) -> str | None:
-    """'file.py:LINE: `text`' for the first line of the student's file matching pattern."""
+def source_line(path: str | None, pattern: str | None, within: tuple = ()) -> str | None:
+    """'file.py:LINE: `text`' for the first line of the student's file matching pattern (in a
+    notebook 'NB.ipynb cell 7:LINE: ...'); within: look in the last definition of each of these
+    functions in turn (none: the whole file)."""
     if not path or not pattern:
         return None
+    from cnncheck.sandbox.notebook import source_lines  # reads notebooks too; imports no judge
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for n, text in enumerate(f, 1):
-                code = text.split("#")[0]
-                if re.search(pattern, code):
-                    return f"{path}:{n}: `{code.strip()}`"
-    except OSError:
+        lines = source_lines(path)
+    except (OSError, ValueError):
         return None
+    for block in [_body(lines, fn) for fn in within] if within else [lines]:
+        for where, text in block:
+            code = text.split("#")[0]
+            if re.search(pattern, code):
+                return f"{where}: `{code.strip()}`"
     return None
+
+
+def _body(lines: list, fn: str) -> list:
+    """The lines of the last `def fn(` in lines (up to the next line that is not indented)."""
+    starts = [i for i, (_, text) in enumerate(lines) if re.match(rf"def {fn}\b", text)]
+    if not starts:
+        return []
+    body = [lines[starts[-1]]]
+    for where, text in lines[starts[-1] + 1:]:
+        if text.strip() and not text[0].isspace() and not text.lstrip().startswith("#"):
+            break
+        body.append((where, text))
+    return body

@@ -17,11 +17,29 @@ from cnncheck.config import build_case, load_cases
 GEOMETRY = ("x_shape", "w_shape", "stride", "pad", "pool_height", "pool_width")
 
 
-def default_suite(layer: str) -> list[Case]:
-    """The default cases of a layer kind ("conv", "max_pool", ...)."""
+def default_suite(layer: str, protocol: str = "") -> list[Case]:
+    """The default cases of a layer kind ("conv", "max_pool", ...), or of its protocol when
+    the protocol's record has a suite of its own (the Deep Learning Specialization's, "dlai")."""
     kind = layers.get(layer)
-    return [build_case({"layer": layer, **fields}, f"{layer} {name}").with_(source="default suite")
-            for name, fields in kind.suite]
+    suite = getattr(kind.protocols.get(protocol), "suite", None) or kind.suite
+    return [build_case({"layer": layer, **fields}, f"{layer} {name}").with_(source="default suite", protocol=protocol)
+            for name, fields in suite]
+
+
+def for_protocols(cases: list[Case], protocols: dict, suite: bool) -> list[Case]:
+    """The cases in the protocol each layer's code was found to have ({layer: protocol}): the
+    protocol's own default suite in place of the record's (when `suite`), each case tagged."""
+    out = []
+    for layer in dict.fromkeys(c.layer for c in cases):
+        protocol = protocols.get(layer, "")
+        mine = [c for c in cases if c.layer == layer]
+        if suite and protocol and getattr(layers.get(layer).protocols.get(protocol), "suite", None):
+            settings = {k: v for k, v in vars(mine[0]).items()
+                        if k in ("seed", "dtype", "h", "tolerance", "noise_factor", "mode", "samples",
+                                 "directions", "taylor")}
+            mine = [c.with_(**settings) for c in default_suite(layer, protocol)]
+        out += [c.with_(protocol=protocol) for c in mine]
+    return out
 
 
 def cases_for(command: str, overrides: dict) -> list[Case]:

@@ -211,7 +211,7 @@ def test_class_name_and_protocol_pick(tmp_path):
         load(str(path), "max_pool", class_name="Poolng")
     with pytest.raises(ImplLoadError, match="has no function conv_forward_naive"):
         load(str(path), "conv", protocol="cs231n")
-    with pytest.raises(ImplLoadError, match="unknown protocol 'book': one of cs231n, dlfs"):
+    with pytest.raises(ImplLoadError, match="unknown protocol 'book': one of cs231n, dlai, dlfs"):
         load(str(path), "conv", protocol="book")
 
 

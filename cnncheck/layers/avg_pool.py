@@ -5,6 +5,7 @@ import numpy as np
 
 from cnncheck.layers._geometry import _out_size, _pair, _window
 from cnncheck.evidence import Sign, ratio
+from cnncheck.layers.dlai import AVG_POOL_SPEC
 from cnncheck.layers.kind import Functions, LayerKind
 from cnncheck.layers.suites import POOL_DEFAULT, POOL_LINSPACE, POOL_SUITE
 
@@ -137,7 +138,8 @@ KIND = LayerKind(
     name="avg_pool", command="pool", inputs=("x",),
     param_key="pool_param", param_keys=("pool_height", "pool_width", "stride"),
     naive=(avg_pool_forward_naive, avg_pool_backward_naive), fast=(avg_pool_forward_fast, avg_pool_backward_fast),
-    protocols={"cs231n": Functions("avg_pool_forward_naive", "avg_pool_backward_naive", param="pool_param")},
+    protocols={"cs231n": Functions("avg_pool_forward_naive", "avg_pool_backward_naive", param="pool_param"),
+               "dlai": AVG_POOL_SPEC},
     linear_in=frozenset({"x"}),
     default={"name": "average-pool backward", **POOL_DEFAULT},
     suite=POOL_SUITE, linspace=POOL_LINSPACE,

@@ -5,6 +5,7 @@ import numpy as np
 
 from cnncheck.layers._geometry import _out_size, _pad, _pair, _window
 from cnncheck.evidence import ERROR, Pattern, Sign, border_only, is_shape, shape_of
+from cnncheck.layers.dlai import CONV_SPEC
 from cnncheck.layers.kind import Classes, Colour, Functions, LayerKind, _label, _plain, spatial_colours, spatial_count
 
 NOTEBOOK_FORWARD = {"x": "linspace", "w": "linspace", "b": "linspace"}
@@ -326,6 +327,7 @@ KIND = Conv(
         "dlfs": Classes(("Convolution",), lambda case, a: {"W": a["w"], "b": a["b"], "stride": case.stride[0],
                                                            "pad": case.pad[0]},
                         {"dx": None, "dw": "dW", "db": "db"}),
+        "dlai": CONV_SPEC,
     },
     linear_in=frozenset({"x", "w", "b"}),
     default={"name": "cs231n conv backward", "x_shape": (4, 3, 5, 5), "w_shape": (2, 3, 3, 3),

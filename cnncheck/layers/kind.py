@@ -54,6 +54,33 @@ class Classes:
 
 
 @dataclass(frozen=True)
+class ChannelsLast:
+    """The Deep Learning Specialization's functions for one layer, channels last:
+    `conv_forward(A_prev, W, b, hparameters) -> (Z, cache)`, `conv_backward(dZ, cache) ->
+    (dA_prev, dW, db)`, `pool_forward(A_prev, hparameters, mode) -> (A, cache)`,
+    `pool_backward(dA, cache, mode) -> dA_prev`, with A_prev (m, n_H, n_W, n_C), W (f, f,
+    n_C_prev, n_C) and b (1, 1, 1, n_C). The adapter (protocols.dlai) converts the layout;
+    reports show the learner's names and shapes (`names`, `learner_shape`)."""
+
+    forward: str
+    backward: str
+    names: dict  # cnncheck's name -> the learner's: x -> A_prev, dx -> dA_prev, param -> hparameters
+    mode: str | None = None  # pool_forward's mode: "max" or "average"
+    suite: tuple = ()  # (name, config fields) rows of this protocol's default suite
+    hints: tuple = ()  # bug classes of this population (read by diagnose instead of the record's)
+
+    def learner_shape(self, name: str, shape: tuple) -> tuple:
+        """A shape in the learner's layout: x, out (N, C, H, W) -> (m, n_H, n_W, n_C); w (F, C,
+        HH, WW) -> (f, f, n_C_prev, n_C); b (F,) -> (1, 1, 1, n_C)."""
+        shape = tuple(shape)
+        if name.lstrip("d") == "b" and len(shape) == 1:
+            return (1, 1, 1, *shape)
+        if len(shape) != 4:
+            return shape
+        return (*shape[2:], shape[1], shape[0]) if name.lstrip("d") == "w" else (shape[0], *shape[2:], shape[1])
+
+
+@dataclass(frozen=True)
 class Colour:
     index: tuple  # numpy index of the elements in the parameter
     read: Callable  # weighted output difference -> derivative of each element

@@ -5,6 +5,7 @@ import numpy as np
 
 from cnncheck.layers._geometry import _lowest, _pad, _window, _window_geometry
 from cnncheck.evidence import ALL_ZEROS, Sign, is_shape, overlapping
+from cnncheck.layers.dlai import MAX_POOL_SPEC
 from cnncheck.layers.kind import Classes, Functions, LayerKind
 from cnncheck.layers.suites import POOL_DEFAULT, POOL_LINSPACE, POOL_SUITE
 
@@ -239,6 +240,7 @@ KIND = MaxPool(
         "dlfs": Classes(("Pooling",), lambda case, a: {"pool_h": case.pool[0], "pool_w": case.pool[1],
                                                        "stride": case.stride[0], "pad": case.pad[0]},
                         {"dx": None}),
+        "dlai": MAX_POOL_SPEC,
     },
     kinks=frozenset({"dx"}),
     default={"name": "cs231n max-pool backward", **POOL_DEFAULT},

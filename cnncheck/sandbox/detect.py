@@ -16,8 +16,9 @@ import inspect
 
 from cnncheck import layers
 from cnncheck.sandbox.impl import ImplLoadError, functions_of, load_error, load_notes
-from cnncheck.layers.kind import Classes, Functions
+from cnncheck.layers.kind import ChannelsLast, Classes, Functions
 from cnncheck.protocols.classes import LayerClass
+from cnncheck.protocols.dlai import ChannelsLastPair
 
 PICK = "pick one with --forward/--backward NAME or --class NAME"
 
@@ -64,9 +65,32 @@ def _find(module, kind, label, required, protocol, forward, backward, class_name
             adapter = _book_class(module, kind, label, spec)
             if adapter is not None:
                 return adapter
+        if isinstance(spec, ChannelsLast) and _takes(getattr(module, spec.forward, None), 3 if spec.mode else 4):
+            return _channels_last(module, label, spec)
     if required:
         raise _missing(module, kind, label, specs)
     return None
+
+
+def _takes(fn, n: int) -> bool:
+    """Can fn be called with n positional arguments (the Deep Learning Specialization's
+    `conv_forward(A_prev, W, b, hparameters)`, `pool_forward(A_prev, hparameters, mode)`)?"""
+    try:
+        inspect.signature(fn).bind(*range(n))
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _channels_last(module, label, spec):
+    """The learner's functions in the Deep Learning Specialization's protocol; a backward not
+    defined (the 2021 notebook's optional part) fails each case's backward, not the load."""
+    backward = getattr(module, spec.backward, None)
+    mode = f" mode={spec.mode!r}" if spec.mode else ""
+    adapter = ChannelsLastPair(getattr(module, spec.forward), backward if callable(backward) else None,
+                               f"{label}: {spec.forward} / {spec.backward}{mode}", spec,
+                               skipped=getattr(module, "__cnncheck_skipped__", {}))
+    return adapter
 
 
 def _pair(module, kind, label, spec, forward=None, backward=None):

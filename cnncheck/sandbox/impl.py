@@ -30,6 +30,7 @@ from cnncheck.protocols.functions import FunctionPair, student_code
 from cnncheck.protocols.where import is_student as _is_student, one_line as _one_line, show as _show
 from cnncheck.protocols.where import LIBRARY_DIRS, PACKAGE
 from cnncheck.protocols.where import where as _where, with_hint as _with_hint
+from cnncheck.sandbox import notebook
 
 
 
@@ -127,9 +128,6 @@ def _resolve(spec: str) -> str | None:
         raise ImplLoadError(f"{spec} is a directory with no layers.py: give the .py file that "
                             "defines your layer functions")
     if os.path.isfile(spec):
-        if spec.endswith(".ipynb"):
-            raise ImplLoadError(f"{spec} is a notebook: give the .py file that defines your layer "
-                                "functions (usually cs231n/layers.py)")
         return os.path.realpath(spec)
     if spec.endswith(".py") or os.sep in spec or "/" in spec:
         raise ImplLoadError(f"{spec}: no such file")
@@ -141,7 +139,9 @@ def _import(spec: str) -> tuple[types.ModuleType, str]:
     path = _resolve(spec)
     standins = StandIns()
     try:
-        if path is None:
+        if path is not None and (notebook.is_notebook(path) or notebook.is_export(path)):
+            module = _import_notebook(spec, path)
+        elif path is None:
             if os.getcwd() not in sys.path:
                 sys.path.append(os.getcwd())
             module = importlib.import_module(spec)
@@ -161,6 +161,16 @@ def _import(spec: str) -> tuple[types.ModuleType, str]:
     if standins.missing:
         _load_info(module, keep=True).update(standins=standins.missing, notes=standins.notes())
     return module, root
+
+
+def _import_notebook(spec: str, path: str) -> types.ModuleType:
+    """A notebook's (or nbconvert export's) imports and definitions, with its findings as notes."""
+    try:
+        module = notebook.load_notebook(path)
+    except (ValueError, OSError) as e:
+        raise ImplLoadError(f"cannot load {spec}: {e}") from None
+    _load_info(module, keep=True)["notes"].extend(module.__cnncheck_notebook_notes__)
+    return module
 
 
 def _import_with_retries(spec: str, path: str, standins: "StandIns") -> types.ModuleType:
@@ -397,9 +407,11 @@ def _relative_import(e: BaseException, root: str) -> str | None:
 
 def _habits(path: str | None) -> str | None:
     """The note on Python 2 habits in the file at path (None: no file, or no habits)."""
+    if notebook.is_notebook(path):  # its cells' lines are not the file's
+        return None
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return habits_note(path, f.read())
+        source = "\n".join(text for _, text in notebook.source_lines(path))
+        return habits_note(path, source)
     except (OSError, TypeError, ValueError):
         return None
 
