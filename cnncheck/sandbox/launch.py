@@ -68,9 +68,9 @@ def wrapper(level: str, folders=()) -> list[str]:
     return []
 
 
-def argv(level: str, channel_fd: int, folders=()) -> list[str]:
-    """The command that starts a worker at this level."""
-    return wrapper(level, folders) + [sys.executable, "-I", "-c", BOOT, PACKAGE_ROOT, str(channel_fd)]
+def argv(level: str, channel_fd: int, folders=(), mark: str = "") -> list[str]:
+    """The command that starts a worker at this level (its mark last)."""
+    return wrapper(level, folders) + [sys.executable, "-I", "-c", BOOT, PACKAGE_ROOT, str(channel_fd), mark]
 
 
 def preexec(level: str, memory_limit: int | None):
@@ -144,6 +144,8 @@ def kill(level: str, proc) -> None:
             stop()
         except (ProcessLookupError, PermissionError):
             pass
+    if level == "process":
+        _kill_marked(proc.args)
     if level == "uid":
         pid = os.fork()
         if pid == 0:  # a process of the box's uid may signal every other one: kill(-1)
@@ -155,6 +157,25 @@ def kill(level: str, proc) -> None:
                 os._exit(0)
         os.waitpid(pid, 0)
     proc.wait()
+
+
+def _kill_marked(args) -> None:
+    """At level "process", the processes that carry this worker's mark (CNNCHECK_WORKER in
+    their environment, inherited from it): what it started in sessions of their own. Best
+    effort: a process that clears its environment escapes it (the stronger levels hold)."""
+    mark, found = f"CNNCHECK_WORKER={args[-1]}".encode(), True
+    for _ in range(10):  # again while any was found: one may have forked meanwhile
+        if not found:
+            break
+        found = False
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if mark in f.read().split(b"\0"):
+                        os.kill(int(pid), 9)
+                        found = True
+            except OSError:
+                pass
 
 
 def exit_status(level: str, code: int) -> int:

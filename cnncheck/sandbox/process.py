@@ -143,7 +143,7 @@ class Worker:
         folders = [os.path.dirname(os.path.abspath(self.source))] if self._is_path() else []
         try:
             self._proc = subprocess.Popen(
-                launch.argv(self.level, theirs.fileno(), folders), env=launch.ENV, cwd=os.getcwd(),
+                launch.argv(self.level, theirs.fileno(), folders, self._mark()), env={**launch.ENV, "CNNCHECK_WORKER": self._mark()}, cwd=os.getcwd(),
                 stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=(theirs.fileno(), self._shm),
                 start_new_session=True, preexec_fn=launch.preexec(self.level, None))
         except OSError as e:
@@ -167,6 +167,12 @@ class Worker:
         self.labels = reply.get("labels", {})
         self._ensure(MIN_SHM // 2)  # mapped now, so a case's first (timed) call is a plain call
         return self.layers
+
+    def _mark(self) -> str:
+        """This worker's mark, in its environment and last on its command line."""
+        if not hasattr(self, "_token"):
+            self._token = f"{os.getpid()}-{id(self):x}-{time.monotonic_ns()}"
+        return self._token
 
     def _is_path(self) -> bool:
         return isinstance(self.source, str) and (os.sep in self.source or os.path.exists(self.source))
