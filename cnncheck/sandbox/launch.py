@@ -73,11 +73,13 @@ def argv(level: str, channel_fd: int, folders=(), mark: str = "") -> list[str]:
     return wrapper(level, folders) + [sys.executable, "-I", "-c", BOOT, PACKAGE_ROOT, str(channel_fd), mark]
 
 
-def preexec(level: str, memory_limit: int | None):
-    """What runs in the child between fork and exec: limits, and at level "uid" the drop
-    to uid/gid 65534 (the interpreter then starts without privileges)."""
+def preexec(level: str, memory_limit: int | None, box=None):
+    """What runs in the child between fork and exec: its cgroup box, limits, and at level
+    "uid" the drop to uid/gid 65534 (the interpreter then starts without privileges)."""
     def run():
         import resource
+        if box is not None:
+            box.enter()
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if level == "uid":
             os.setgroups([])

@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from cnncheck.protocols import ImplError, bad_values
-from cnncheck.sandbox import channel, launch
+from cnncheck.sandbox import box, channel, launch
 
 # seconds the judge, then the worker, polls before it sleeps: long enough for a small call's
 # reply or the judge's next message, short enough not to take a core from a long forward
@@ -140,12 +140,13 @@ class Worker:
         ours, theirs = socket.socketpair()
         out_r, out_w = os.pipe()
         _guard_judge()
+        self._box = box.Box(f"cnncheck-{self._mark()}", self.memory_limit, launch.PROCESSES)
         folders = [os.path.dirname(os.path.abspath(self.source))] if self._is_path() else []
         try:
             self._proc = subprocess.Popen(
                 launch.argv(self.level, theirs.fileno(), folders, self._mark()), env={**launch.ENV, "CNNCHECK_WORKER": self._mark()}, cwd=os.getcwd(),
                 stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=(theirs.fileno(), self._shm),
-                start_new_session=True, preexec_fn=launch.preexec(self.level, None))
+                start_new_session=True, preexec_fn=launch.preexec(self.level, None, self._box))
         except OSError as e:
             raise ImplLoadError(f"cannot start the worker for {self.label}: {e}") from None
         finally:
@@ -187,6 +188,7 @@ class Worker:
             return
         proc, self._proc = self._proc, None
         launch.kill(self.level, proc)
+        self._box.close()
         self._conn.close()
         os.close(self._shm)
         _live.discard(self)
