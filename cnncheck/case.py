@@ -32,6 +32,13 @@ class Case:
     stride: tuple[int, int] = (1, 1)
     pad: tuple[int, int] = (0, 0)
     pool: tuple[int, int] | None = None  # (pool_height, pool_width): the window of kinds without w
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1  # conv: w is (F, C / groups, HH, WW)
+    bias: bool = True  # conv: False, no b and no db
+    pad_mode: str | None = None  # conv: "same" or "valid" as the config said (pad: the rows before)
+    ceil_mode: bool = False  # pooling: output sizes rounded up
+    count_include_pad: bool = True  # average pooling: padding counts in the divisor
+    divisor_override: int | None = None  # average pooling: every window's divisor
     seed: int = 231
     dtype: str = "float64"
     h: float | None = None  # None: DEFAULT_H[dtype]
@@ -68,14 +75,15 @@ class Case:
 
     def exact(self) -> bool:
         """True when every output-size division is exact (CS231n's contract)."""
-        return all(
-            (size + 2 * p - k) % s == 0
-            for size, p, k, s in zip(self.x_shape[2:], self.pad, self.kernel, self.stride)
-        )
+        return self.kind.exact(self)
 
     def param(self) -> dict:
         """A fresh conv_param or pool_param dict, as the layer functions take it."""
         return self.kind.param(self)
+
+    def geometry(self) -> dict:
+        """Every parameter of the geometry, defaults included (what the report names)."""
+        return self.kind.geometry(self)
 
     def param_name(self) -> str:
         return self.kind.param_key

@@ -15,7 +15,7 @@ from rich.console import Console
 from cnncheck import __version__, api, diagnose, i18n, report, runner, suites
 from cnncheck.sandbox import impl, process as worker
 from cnncheck.grade import grade
-from cnncheck.config import ConfigError, load_cases
+from cnncheck.config import PAD_MODES, ConfigError, load_cases
 
 
 RUN_OPTIONS = ("impl", "forward", "backward", "timeout", "jobs", "memory_limit", "output_limit",
@@ -45,6 +45,8 @@ def _ints(value: str, flag: str, count: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _pair(value: str, flag: str):
+    if flag == "--pad" and value in PAD_MODES:  # conv's pad: same or valid, as PyTorch's padding
+        return value
     parts = _ints(value, flag, (1, 2))
     return parts[0] if len(parts) == 1 else parts
 
@@ -136,7 +138,7 @@ def overrides(opts: dict) -> dict:
     for key, count in (("x_shape", (4,)), ("w_shape", (4,))):
         if key in out:
             out[key] = _ints(out[key], "--" + key.replace("_", "-"), count)
-    for key in ("stride", "pad"):
+    for key in ("stride", "pad", "dilation"):
         if key in out:
             out[key] = _pair(out[key], "--" + key)
     if opts.get("avg"):
@@ -220,10 +222,24 @@ def main():
     worker.keep_freed_memory()
 
 
+DEFAULTS_RULE = """Defaults, one rule for flags, YAML and the API: a parameter not given takes
+    PyTorch's default (stride 1, for pooling the window; pad 0; dilation 1; groups 1; a
+    bias; ceil_mode off; count_include_pad on; no divisor_override). With no geometry flag
+    the notebook's case runs as it is; geometry flags describe a case of their own, its
+    shapes the notebook's where not given."""
+
+
+def dilation_option(f):
+    return click.option("--dilation", metavar="D|DH,DW", help="Step between a window's taps, e.g. 2 or 2,1.")(f)
+
+
 @main.command()
 @common_options
-@click.option("--w-shape", metavar="F,C,HH,WW", help="Filter shape, e.g. 8,3,3,3.")
-@click.option("--pad", metavar="P|PH,PW", help="Zero padding, e.g. 1 or 1,2.")
+@click.option("--w-shape", metavar="F,C,HH,WW", help="Filter shape, e.g. 8,3,3,3 (F, C / groups, HH, WW).")
+@click.option("--pad", metavar="P|PH,PW|same|valid", help="Zero padding, e.g. 1 or 1,2, or same or valid.")
+@dilation_option
+@click.option("--groups", type=click.IntRange(1), help="Filter groups: C and F are multiples of it (C: depthwise).")
+@click.option("--bias/--no-bias", default=None, help="A conv with or without bias (b and db).")
 def conv(**opts):
     """Check convolution layers.
 
@@ -231,6 +247,7 @@ def conv(**opts):
     Examples:
       cnncheck conv                                   # the course notebook's case
       cnncheck conv --x-shape 4,3,16,16 --w-shape 8,3,3,3 --stride 1 --pad 1
+      cnncheck conv --x-shape 2,8,9,9 --w-shape 8,1,3,3 --groups 8 --dilation 2 --pad same --no-bias
       cnncheck conv --config configs/examples.yaml --format json
       cnncheck conv --impl assignment2/cs231n/layers.py   # your own layers, default suite
       cnncheck conv --impl cs231n.fast_layers --forward conv_forward_fast --timeout 60
@@ -243,7 +260,12 @@ def conv(**opts):
 @click.option("--pool-height", type=int, help="Pool window height.")
 @click.option("--pool-width", type=int, help="Pool window width.")
 @click.option("--avg", is_flag=True, default=None, help="Average pooling instead of max pooling.")
-@click.option("--pad", metavar="P|PH,PW", help="Max pooling: padding that never wins (as PyTorch's), e.g. 1.")
+@click.option("--pad", metavar="P|PH,PW", help="Padding (max pooling: it never wins, as PyTorch's), e.g. 1.")
+@click.option("--dilation", metavar="D|DH,DW", help="Max pooling: step between a window's elements, e.g. 2.")
+@click.option("--ceil-mode", "ceil_mode", is_flag=True, default=None, help="Round output sizes up, as PyTorch's ceil_mode.")
+@click.option("--count-include-pad/--no-count-include-pad", default=None,
+              help="Average pooling: does padding count in a window's size (default: it does).")
+@click.option("--divisor-override", type=int, help="Average pooling: divide every window's sum by this.")
 def pool(**opts):
     """Check max pooling (or average pooling with --avg) layers.
 
@@ -252,6 +274,7 @@ def pool(**opts):
       cnncheck pool                                   # the course notebook's case
       cnncheck pool --x-shape 2,3,8,8 --pool-height 3 --pool-width 3 --stride 1
       cnncheck pool --x-shape 2,3,6,6 --pool-height 2 --pool-width 2 --stride 2 --pad 1
+      cnncheck pool --x-shape 1,2,3,6 --pool-height 3 --pool-width 3 --stride 2 --dilation 1,2 --ceil-mode
       cnncheck pool --avg --config configs/pool.yaml --format json
       cnncheck pool --impl assignment2/cs231n/layers.py --jobs auto --format json
     """
@@ -263,6 +286,7 @@ def pool(**opts):
 @click.option("--pool-height", type=int, help="Filter height (FH).")
 @click.option("--pool-width", type=int, help="Filter width (FW).")
 @click.option("--pad", metavar="P|PH,PW", help="Zero padding, e.g. 1 or 1,2.")
+@dilation_option
 def im2col(**opts):
     """Check im2col as a layer: forward im2col, backward col2im.
 
@@ -319,5 +343,8 @@ def check_command(path, configs, protocol, timeout, memory_limit, jobs, fmt, ver
     emit(rep.results, fmt, verbose, lang)
     sys.exit(0 if rep.passed else 1)
 
+
+for _command in (conv, pool, im2col):  # each geometry command's --help states the rule
+    _command.help += "\n\n    " + DEFAULTS_RULE
 
 main.add_command(grade)

@@ -21,6 +21,8 @@ import yaml
 
 from cnncheck import layers
 from cnncheck.case import DISTRIBUTIONS, DTYPES, LAYERS, Case
+from cnncheck.layers._geometry import span
+from cnncheck.layers.kind import DEFAULTS
 
 KINDS = layers.KINDS.values()
 MODES = ("auto", "dense", "sparse", "projection")
@@ -30,6 +32,7 @@ for _k in KINDS:
     PARAMS.setdefault(_k.param_key, ())
     PARAMS[_k.param_key] += tuple(key for key in _k.param_keys if key not in PARAMS[_k.param_key])
 SHAPES = tuple(dict.fromkeys(key for k in KINDS for key in k.shape_keys))  # x_shape, w_shape
+WINDOW = ("pool_height", "pool_width")  # the window of kinds without w: a shape, no default
 TOP_KEYS = ("name", "layer", *SHAPES, *PARAMS, "seed", "dtype", "h", "tolerance", "noise_factor",
             "inputs", "mode", "samples", "directions", "taylor", "sweep")
 INPUTS = tuple(dict.fromkeys(n for k in KINDS for n in k.inputs))
@@ -46,8 +49,16 @@ FLAGS = {
     "pool_height": "--pool-height", "pool_width": "--pool-width", "seed": "--seed", "h": "--h",
     "tolerance": "--tolerance", "noise_factor": "--noise-factor", "dtype": "--dtype",
     "layer": "--avg", "mode": "--mode", "samples": "--samples", "directions": "--directions",
-    "taylor": "--taylor",
+    "taylor": "--taylor", "dilation": "--dilation", "groups": "--groups", "bias": "--no-bias",
+    "ceil_mode": "--ceil-mode", "count_include_pad": "--no-count-include-pad",
+    "divisor_override": "--divisor-override",
 }
+# The geometry: with any of these among the flags, the flags describe a case of their own.
+GEOMETRY = (*SHAPES, *PARAM_KEYS)
+PAD_MODES = ("same", "valid")  # conv's pad may be one of these words, as PyTorch's padding
+# PyTorch's spellings, and what a cnncheck config calls them
+ALIASES = {"padding": ("pad",), "kernel_size": ("pool_height", "pool_width"), "kernel": ("pool_height", "pool_width")}
+NOT_YET = ("return_indices", "padding_mode", "output_padding", "output_size")
 
 
 def _keys_of(command: str) -> set:
@@ -90,8 +101,20 @@ def _fail(at: str, message: str):
 
 
 def _unknown(at, what, value, options):
-    hint = difflib.get_close_matches(str(value), options, n=1)
-    more = f"did you mean '{hint[0]}'?" if hint else "expected one of: " + ", ".join(options)
+    """A did-you-mean from the key's last part alone (`pool_param.ceil_mode` is not
+    `pool_param.stride` for sharing `pool_param.`); PyTorch's names get cnncheck's."""
+    prefix, _, last = str(value).rpartition(".")
+    if last in NOT_YET:
+        _fail(at, f"cnncheck does not support {last} yet")
+    near = [o for o in options if o.rpartition(".")[0] == prefix] or list(options)
+    full = {}
+    for o in near:  # the last part -> the first option ending in it, same mapping first
+        full.setdefault(o.rpartition(".")[2], o)
+    hint = [full[k] for k in ALIASES.get(last, ()) if k in full]
+    if last in ALIASES and not hint:
+        hint = [f"{prefix + '.' if prefix else ''}{k}" for k in ALIASES[last]]
+    hint = hint or [full[k] for k in difflib.get_close_matches(last, list(full), n=1)]
+    more = f"did you mean {' and '.join(map(repr, hint))}?" if hint else "expected one of: " + ", ".join(options)
     _fail(at, f"unknown {what} {_show(value)} ({more})")
 
 
@@ -255,7 +278,7 @@ def _flatten(case: YamlMap, path: str) -> tuple[dict, dict]:
 
 
 def _flatten_sub(case, parent, kind, path, fields, where):
-    needed = [k for k in kind.param_keys if k not in ("stride", "pad")]
+    needed = [k for k in kind.param_keys if k not in (*DEFAULTS, "stride")]
     if parent == kind.param_key and needed and parent not in case:
         example = ", ".join(f"{k}: 2" for k in (*needed, "stride"))
         _fail(where[None], f"missing key '{parent}' (e.g. {{{example}}})")
@@ -288,10 +311,11 @@ def _int(v, at, label, lo, hi=None):
     return v
 
 
-def _shape(v, at, label, dims):
+def _shape(v, at, label, dims, empty_batch=False):
+    """Four positive integers; the first may be 0 where empty_batch (x: N = 0, as PyTorch)."""
     if not isinstance(v, (list, tuple)) or len(v) != 4:
         _fail(at, f"{label} must be a list of 4 integers [{dims}], got {_show(v)}")
-    return tuple(_int(n, at, f"{label}[{i}]", 1) for i, n in enumerate(v))
+    return tuple(_int(n, at, f"{label}[{i}]", int(not (empty_batch and i == 0))) for i, n in enumerate(v))
 
 
 def _pair(v, at, label, lo):
@@ -323,6 +347,21 @@ def _bool(v, at, label):
     return v
 
 
+def _divisor(v, at, label):
+    if v is not None and (type(v) is not int or v == 0):
+        _fail(at, f"{label} = {_show(v)} must be a non-zero integer (or null: the window's size)")
+    return v
+
+
+# Geometry parameters beyond the shapes, stride and pad: key -> check(value, at, label)
+GEOMETRY_CHECKS = {
+    "dilation": lambda v, at, k: _pair(v, at, k, 1),
+    "groups": lambda v, at, k: _int(v, at, k, 1),
+    "bias": _bool, "ceil_mode": _bool, "count_include_pad": _bool,
+    "divisor_override": _divisor,
+}
+
+
 def _text(v, at, label):
     if isinstance(v, bool) or not isinstance(v, (str, int, float)):
         _fail(at, f"{label} = {_show(v)} must be a string")
@@ -352,15 +391,21 @@ def _build(f: dict, where: dict, label: str) -> Case:
         if key in f and key not in (*kind.shape_keys, *kind.param_keys):
             _fail(at(key), f"{name(key)} does not apply to a {kind.name} case")
     for key, dims in zip(kind.shape_keys, kind.shape_dims):
-        kw[key] = _shape(_need(f, key, where), at(key), name(key), dims)
+        kw[key] = _shape(_need(f, key, where), at(key), name(key), dims, empty_batch=key == "x_shape")
     if "pool_height" in kind.param_keys:
         kw["pool"] = tuple(_int(_need(f, k, where), at(k), name(k), 1) for k in ("pool_height", "pool_width"))
-    if "pad" in kind.param_keys:
-        kw["pad"] = _pair(f.get("pad", 0), at("pad"), name("pad"), 0)
-    kw["stride"] = _pair(f.get("stride", kw.get("pool", 1)), at("stride"), name("stride"), 1)
+    # the one rule: what a case leaves out takes PyTorch's default (stride: the window for pooling)
+    kw["stride"] = _pair(f.get("stride", kw["pool"] if kind.window_stride else 1), at("stride"), name("stride"), 1)
+    pad = f.get("pad", 0)
+    if pad in PAD_MODES and "w_shape" in kind.shape_keys:
+        kw["pad_mode"] = pad
+    elif "pad" in kind.param_keys:
+        kw["pad"] = _pair(pad, at("pad"), name("pad"), 0)
+    kw.update({k: check(f[k], at(k), name(k)) for k, check in GEOMETRY_CHECKS.items() if k in f})
     kw.update({k: check(f[k], at(k), name(k)) for k, check in OPTIONS.items() if k in f})
     kw["inputs"] = {k[7:]: _choice(v, at(k), k, DISTRIBUTIONS) for k, v in f.items() if k.startswith("inputs.")}
     case = Case(**kw)
+    case = case.with_(pad=kind.pads(case)[0])  # pad: same, as rows and columns before the input
     mismatch = kind.mismatch(case)
     if mismatch:
         _fail(_blame(where, *mismatch[0]), mismatch[1])
@@ -397,12 +442,13 @@ def _blame(where, *keys):
 def _check_geometry(case: Case, where: dict):
     kind = case.kind
     kernel_keys = ("w_shape", "w_shape") if "w_shape" in kind.shape_keys else ("pool_height", "pool_width")
-    dims = zip(("height", "width"), kernel_keys, case.x_shape[2:], case.padding, case.kernel, case.stride, case.out_hw())
-    for dim, key, size, p, k, s, out in dims:
+    spans = [span(k, d) for k, d in zip(case.kernel, case.dilation)]
+    dims = zip(("height", "width"), kernel_keys, case.x_shape[2:], *kind.pads(case), spans, case.stride, case.out_hw())
+    for dim, key, size, p, e, k, s, out in dims:
         if out < 1:
-            padded = p > 0 or kind.window == "kernel"
-            _fail(_blame(where, key, "x_shape", "pad", "stride"),
-                  f"output {dim} 1 + ({size}{f' + {2 * p}' if padded else ''} - {k}) // {s} < 1: "
+            padded = p + e > 0 or kind.window == "kernel"
+            _fail(_blame(where, key, "x_shape", "pad", "dilation", "stride"),
+                  f"output {dim} 1 + ({size}{f' + {p + e}' if padded else ''} - {k}) // {s} < 1: "
                   f"the {kind.window} is larger than the {'padded ' if padded else ''}input")
 
 
@@ -449,6 +495,8 @@ def load_cases(paths: list[str], command: str, overrides: dict) -> list[Case]:
         kind = layers.get(overrides.get("layer", layers.of_command(command)[0].name))
         fields = {"layer": kind.name, **kind.default}
         fields = {k: v for k, v in fields.items() if not (overrides and k == "name")}
+        if any(k in GEOMETRY for k in overrides):  # a case of the flags' own: the notebook's shapes
+            fields = {k: v for k, v in fields.items() if k not in GEOMETRY or k in SHAPES + WINDOW}
         where = {None: "default", **{k: FLAGS[k] for k in overrides}}
         return [_build({**fields, **overrides}, where, "").with_(source="default")]
     cases = [case for path in paths for case in _load_file(path, command, overrides)]

@@ -47,6 +47,7 @@ from cnncheck.protocols import ImplError  # noqa: F401  (re-exported: the checke
 from cnncheck.protocols.functions import FunctionPair
 
 BATCH = 32  # forward calls per message to a worker process
+from cnncheck.layers._geometry import _crop, _pad, _window, windows
 BATCH_BYTES = 8 * 2**20  # outputs per message, at most
 WORST = 5  # worst elements reported per failed gradient
 SPOT_CHECKS = 3  # random colours (besides the first and last) whose structure is verified
@@ -73,7 +74,7 @@ def builtin(layer: str, fast: bool = True) -> Impl:
 
 
 def grad_names(case: Case) -> tuple[str, ...]:
-    return case.kind.grads
+    return tuple("d" + n for n in case.input_shapes())  # a conv without bias has no db
 
 
 def forward(impl, case: Case, arrays: dict, changed=None) -> np.ndarray:
@@ -362,17 +363,17 @@ def _tied(case: Case, x: np.ndarray, margin: float | None = None) -> np.ndarray:
     """Elements within `margin` (default 4h) of their window's maximum where the window
     holds another such element: moving them by up to margin/2 can change the winner."""
     margin = 4 * case.step() if margin is None else margin
-    (kh, kw), (sh, sw), (ph, pw) = case.kernel, case.stride, case.padding
-    Ho, Wo = case.out_hw()
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)  # padding never wins
-    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :Ho, :Wo]
+    g = case.kind.grid(case)
+    xp = _pad(x, g, -np.inf)  # padding never wins
+    win = windows(xp, g)
     near = win >= win.max(axis=(4, 5), keepdims=True) - margin
     tied = near & (near.sum(axis=(4, 5), keepdims=True) > 1)
     out = np.zeros(xp.shape, bool)
-    for i in range(kh):
-        for j in range(kw):
-            out[:, :, i : i + sh * Ho : sh, j : j + sw * Wo : sw] |= tied[..., i, j]
-    return out[:, :, ph : ph + x.shape[2], pw : pw + x.shape[3]]
+    for i in range(g.kernel[0]):
+        for j in range(g.kernel[1]):
+            at = _window(out, i, j, g)
+            at |= tied[..., i, j]
+    return _crop(out, g, *x.shape[2:])
 
 
 # -- checking one gradient ------------------------------------------------------
@@ -464,12 +465,16 @@ def _border_elements(shape) -> np.ndarray:
     return np.flatnonzero(grid)
 
 
+    if size == 0:  # an empty batch
+        return np.zeros(0, np.intp)
 def projection(f: Evaluator, case, grads, base, dout, T, rng, budget) -> dict[str, Check]:
     """v . J u against u . (J^T v) along random directions u (v = dout), per gradient.
 
     One direction moves x, w and b together (a conv is bilinear, so the centred difference
     is still exact); when that fails, each gradient is projected alone, and a failing one
     is located by a dense check where affordable (else sparse).
+    if grid.size == 0:  # an empty batch: no element to pick
+        return np.flatnonzero(grid)
     """
     names = list(grads)
     joint = _project(f, case, grads, names, dout, T, rng)

@@ -38,7 +38,7 @@ def case_dict(r: CaseResult) -> dict:
     return {
         "name": case.name,
         "layer": case.layer,
-        "params": {case.param_name(): case.param(), "dtype": case.dtype, "h": case.step(),
+        "params": {case.param_name(): case.geometry(), "dtype": case.dtype, "h": case.step(),
                    "tolerance": case.rtol(), "noise_factor": case.noise_factor,
                    "seed": case.seed, "mode": case.mode},
         "source": case.source,

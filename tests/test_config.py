@@ -178,8 +178,10 @@ def test_default_cases():
 
 
 def test_default_overrides():
+    # a geometry flag: the notebook's shapes (its window), every parameter not given PyTorch's
+    # default (pooling's stride: the window)
     (pool,) = load_cases([], "pool", {"pool_height": 3, "layer": "avg_pool"})
-    assert (pool.layer, pool.pool, pool.stride, pool.source) == ("avg_pool", (3, 2), (2, 2), "default")
+    assert (pool.layer, pool.pool, pool.stride, pool.source) == ("avg_pool", (3, 2), (3, 2), "default")
     (pool,) = load_cases([], "pool", {"stride": 1})
     assert (pool.pool, pool.stride) == ((2, 2), (1, 1))
 
@@ -194,7 +196,7 @@ def test_override_errors_name_the_flag():
     assert load_error([], "conv", {"w_shape": (2, 4, 3, 3)}) == "--w-shape: w_shape[1] = 4 must equal x_shape[1] = 3 (channels)"
     assert load_error(["configs/conv.yaml"], "conv", {"x_shape": (4, 2, 5, 5)}).startswith("--x-shape: ")
     assert load_error([], "pool", {"stride": 0}) == "--stride: stride = 0 must be >= 1"
-    assert load_error([], "pool", {"pool_width": 9}).startswith("--pool-width: output width 1 + (8 - 9) // 2 < 1")
+    assert load_error([], "pool", {"pool_width": 9}).startswith("--pool-width: output width 1 + (8 - 9) // 9 < 1")
     assert load_error([], "conv", {"h": "tiny"}) == "--h: h = 'tiny' must be a number"
     assert load_error([], "pool", {"w_shape": (2, 3, 3, 3)}) == "--w-shape: applies to 'cnncheck conv' only"
 

@@ -181,10 +181,11 @@ def test_config_max_pool_pad(tmp_path):
     assert (case.pad, case.output_shape()) == ((1, 1), (2, 3, 3, 3))
 
 
-def test_config_avg_pool_rejects_pad(tmp_path):
+def test_config_avg_pool_rejects_dilation(tmp_path):
+    """Average pooling takes a pad (as PyTorch's), but no dilation (PyTorch's has none)."""
     path = write(tmp_path, "layer: avg_pool\nx_shape: [2, 3, 4, 4]\n"
-                           "pool_param: {pool_height: 2, pool_width: 2, stride: 2, pad: 1}\n")
-    with pytest.raises(ConfigError, match="'pool_param.pad' does not apply to a avg_pool case"):
+                           "pool_param: {pool_height: 2, pool_width: 2, stride: 2, dilation: 2}\n")
+    with pytest.raises(ConfigError, match="'pool_param.dilation' does not apply to a avg_pool case"):
         load_cases([path], "pool", {})
 
 

@@ -33,7 +33,7 @@ def test_the_issues_sweep_gives_six_cases_named_by_their_values(tmp_path):
     combos = list(itertools.product([1, 2], [0, 1, 2]))
     assert [c["name"] for c in cases] == [f"stride={s} pad={p}" for s, p in combos]
     for case, (s, p) in zip(cases, combos):
-        assert case["params"]["conv_param"] == {"stride": s, "pad": p}
+        assert case["params"]["conv_param"] == {"stride": s, "pad": p, "dilation": 1, "groups": 1, "bias": True}
         # H' = 1 + (8 + 2 * pad - 3) // stride, by hand
         h = 1 + (8 + 2 * p - 3) // s
         assert case["output_shape"] == case["expected_output_shape"] == [2, 4, h, h]

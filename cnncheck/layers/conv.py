@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnncheck.layers._geometry import _out_size, _pad, _pair, _window
+from cnncheck.layers._geometry import Grid, _at, _crop, _pad, _pair, _window, conv_pads, grid
 from cnncheck.evidence import ERROR, Pattern, Sign, border_only, is_shape, shape_of
 from cnncheck.layers.dlai import CONV_SPEC
-from cnncheck.layers.kind import Classes, Colour, Functions, LayerKind, _label, _plain, spatial_colours, spatial_count
+from cnncheck.layers.kind import (Classes, Colour, Functions, LayerKind, _label, extras_label, spatial_colours,
+                                  spatial_count)
 
 NOTEBOOK_FORWARD = {"x": "linspace", "w": "linspace", "b": "linspace"}
 # The default suite: small cases inside CS231n's contract (exact divisions, one stride and
@@ -26,41 +27,59 @@ SUITE = [
     ("3x5 kernel on 5x7, square output", (2, 2, 5, 7), (2, 2, 3, 5), 1, 1, {}),
 ]
 
+def _conv_grid(x_shape, w_shape, conv_param) -> Grid:
+    """The windows of a conv: kernel (HH, WW), and the param's stride, pad and dilation."""
+    kernel, dilation = tuple(w_shape[2:]), _pair(conv_param.get("dilation", 1))
+    pad, end = conv_pads(conv_param.get("pad", 0), kernel, dilation)
+    return grid(x_shape[2:], kernel, conv_param["stride"], pad, dilation, pad_end=end)
+
+
+def _out_dtype(x, w, b):
+    return np.result_type(x, w) if b is None else np.result_type(x, w, b)
+
+
 def conv_forward_naive(x, w, b, conv_param):
     """Forward pass of a convolutional layer, with a loop over filter taps (HH x WW).
 
-    The input has N samples, each with C channels, height H and width W. Each of the F
-    filters spans all C channels and has height HH and width WW.
+    The input has N samples, each with C channels, height H and width W. The F filters
+    fall into `groups` groups; filter f of group g spans the C / groups channels of group g
+    (all C channels when groups is 1; depthwise when groups is C) and has height HH and
+    width WW.
 
     Inputs:
     - x: input data, of shape (N, C, H, W)
-    - w: filter weights, of shape (F, C, HH, WW)
-    - b: biases, of shape (F,)
+    - w: filter weights, of shape (F, C / groups, HH, WW)
+    - b: biases, of shape (F,), or None for a conv without bias
     - conv_param: dictionary with keys
       - 'stride': step between neighbouring windows, an int or an [h, w] pair
-      - 'pad': zero rows/columns added on each side, an int or an [h, w] pair
+      - 'pad': zero rows/columns added on each side, an int or an [h, w] pair, or
+        'valid' (0) or 'same' (output as large as the input at stride 1; an odd total
+        padding puts the extra row or column after the input, as PyTorch does)
+      - 'dilation' (optional, default 1): step between a window's taps, an int or a pair
+      - 'groups' (optional, default 1): F and C are both multiples of it
 
     Returns a tuple of:
     - out: output data, of shape (N, F, H', W') where
-        H' = 1 + (H + 2 * pad - HH) // stride
-        W' = 1 + (W + 2 * pad - WW) // stride
+        H' = 1 + (H + 2 * pad - dilation * (HH - 1) - 1) // stride
+        W' = 1 + (W + 2 * pad - dilation * (WW - 1) - 1) // stride
     - cache: (x, w, b, conv_param)
 
     x, w, b and conv_param are not modified.
     """
-    sh, sw = _pair(conv_param["stride"])
-    ph, pw = _pair(conv_param["pad"])
+    g = _conv_grid(x.shape, w.shape, conv_param)
+    G = conv_param.get("groups", 1)
     N, C, H, W = x.shape
-    F, _, HH, WW = w.shape
-    H_out, W_out = _out_size(H, HH, sh, ph), _out_size(W, WW, sw, pw)
+    F, Cg, HH, WW = w.shape
 
-    x_pad = _pad(x, ph, pw)
-    out = np.zeros((N, F, H_out, W_out), dtype=np.result_type(x, w, b))
-    out += b.reshape(1, F, 1, 1)
+    x_pad = _pad(x, g)
+    out = np.zeros((N, F, *g.out), dtype=_out_dtype(x, w, b))
+    if b is not None:
+        out += b.reshape(1, F, 1, 1)
+    out_g = out.reshape(N, G, F // G, *g.out)
     for i in range(HH):  # every filter tap: its input at every output position, all at once
         for j in range(WW):
-            taps = x_pad[:, :, i:i + sh * (H_out - 1) + 1:sh, j:j + sw * (W_out - 1) + 1:sw]  # (N, C, H', W')
-            out += np.einsum("nchw,fc->nfhw", taps, w[:, :, i, j])
+            taps = _window(x_pad, i, j, g).reshape(N, G, Cg, *g.out)  # (N, G, C / G, H', W')
+            out_g += np.einsum("ngchw,gfc->ngfhw", taps, w[:, :, i, j].reshape(G, F // G, Cg))
 
     cache = (x, w, b, conv_param)
     return out, cache
@@ -75,26 +94,29 @@ def conv_backward_naive(dout, cache):
 
     Returns a tuple of:
     - dx: gradient with respect to x, of shape (N, C, H, W)
-    - dw: gradient with respect to w, of shape (F, C, HH, WW)
-    - db: gradient with respect to b, of shape (F,)
+    - dw: gradient with respect to w, of shape (F, C / groups, HH, WW)
+    - db: gradient with respect to b, of shape (F,); left out (a pair (dx, dw)) when b is None
     """
     x, w, b, conv_param = cache
-    sh, sw = _pair(conv_param["stride"])
-    ph, pw = _pair(conv_param["pad"])
+    g = _conv_grid(x.shape, w.shape, conv_param)
+    G = conv_param.get("groups", 1)
     N, C, H, W = x.shape
-    F, _, HH, WW = w.shape
+    F, Cg, HH, WW = w.shape
     _, _, H_out, W_out = dout.shape
 
-    x_pad = _pad(x, ph, pw)
+    x_pad = _pad(x, g)
     dx_pad = np.zeros(x_pad.shape, dtype=x.dtype)
     dw = np.zeros(w.shape, dtype=w.dtype)
+    w_g, dw_g = w.reshape(G, F // G, Cg, HH, WW), dw.reshape(G, F // G, Cg, HH, WW)
     for i in range(H_out):
         for j in range(W_out):
-            rows, cols = slice(i * sh, i * sh + HH), slice(j * sw, j * sw + WW)
-            d = dout[:, :, i, j]  # (N, F)
-            dw += np.tensordot(d, x_pad[:, :, rows, cols], axes=([0], [0]))  # (F, C, HH, WW)
-            dx_pad[:, :, rows, cols] += np.tensordot(d, w, axes=([1], [0]))  # (N, C, HH, WW)
-    dx = dx_pad[:, :, ph:ph + H, pw:pw + W]
+            at = (slice(None), slice(None), *_at(g, i, j))
+            d = dout[:, :, i, j].reshape(N, G, F // G)
+            dw_g += np.einsum("ngf,ngchw->gfchw", d, x_pad[at].reshape(N, G, Cg, HH, WW))
+            dx_pad[at] += np.einsum("ngf,gfchw->ngchw", d, w_g).reshape(N, C, HH, WW)
+    dx = _crop(dx_pad, g, H, W)
+    if b is None:
+        return dx, dw
     db = dout.sum(axis=(0, 2, 3)).astype(b.dtype, copy=False)
 
     return dx, dw, db
@@ -103,34 +125,34 @@ def conv_backward_naive(dout, cache):
 BLOCK_BYTES = 1 << 21  # the columns of this many bytes' worth of samples at a time
 
 
-def _column_blocks(x, HH, WW, sh, sw, ph, pw):
+def _column_blocks(x, g: Grid):
     """im2col a block of samples at a time: yields (samples, cols), where for the block's
-    samples n, cols[(c, di, dj), n, (i, j)] = x_pad[n, c, i * sh + di, j * sw + dj],
+    samples n, cols[(c, di, dj), n, (i, j)] = x_pad[n, c, i * sh + di * dh, j * sw + dj * dw],
     of shape (C * HH * WW, len(samples), H' * W'). The block is padded, then one strided
     copy per filter tap fills its columns, each into a buffer reused from block to block
     (small enough to stay in cache; the padding's zeros are written once)."""
     N, C, H, W = x.shape
-    H_out, W_out = _out_size(H, HH, sh, ph), _out_size(W, WW, sw, pw)
+    (HH, WW), (H_out, W_out), (pt, pl), (pb, pr) = g.kernel, g.out, g.pad, g.end
     K = C * HH * WW
-    n = max(1, min(N, BLOCK_BYTES // (K * H_out * W_out * x.dtype.itemsize)))
-    padded = np.zeros((C, n, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
+    n = max(1, min(N, BLOCK_BYTES // max(1, K * H_out * W_out * x.dtype.itemsize)))
+    padded = np.zeros((C, n, H + pt + pb, W + pl + pr), dtype=x.dtype)
     buffer = np.empty((C, HH, WW, n, H_out, W_out), dtype=x.dtype)
     for start in range(0, N, n):
         samples, m = slice(start, min(N, start + n)), min(n, N - start)
-        padded[:, :m, ph:ph + H, pw:pw + W] = x[samples].transpose(1, 0, 2, 3)
+        padded[:, :m, pt:pt + H, pl:pl + W] = x[samples].transpose(1, 0, 2, 3)
         x_cn, cols = padded[:, :m], buffer[:, :, :, :m]
         for i in range(HH):
             for j in range(WW):
-                cols[:, i, j] = _window(x_cn, i, j, sh, sw, H_out, W_out)
+                cols[:, i, j] = _window(x_cn, i, j, g)
         yield samples, cols.reshape(K, m, H_out * W_out)
 
 
 def conv_forward_fast(x, w, b, conv_param):
     """Forward pass of a convolutional layer: im2col a block of samples at a time, one GEMM each.
 
-    Same inputs, output and formula as conv_forward_naive: for each block of samples,
-    out[n] = w.reshape(F, -1) @ cols[:, n] (see _column_blocks), written straight into
-    the (N, F, H', W') output, + b.
+    Same inputs, output and formula as conv_forward_naive: for each block of samples and
+    each group g, out[n, g] = w[g].reshape(F / groups, -1) @ cols[g, :, n] (see
+    _column_blocks), written straight into the (N, F, H', W') output, + b.
 
     Returns a tuple of:
     - out: output data, of shape (N, F, H', W')
@@ -138,17 +160,18 @@ def conv_forward_fast(x, w, b, conv_param):
 
     x, w, b and conv_param are not modified.
     """
-    sh, sw = _pair(conv_param["stride"])
-    ph, pw = _pair(conv_param["pad"])
-    N, C, H, W = x.shape
-    F, _, HH, WW = w.shape
-    H_out, W_out = _out_size(H, HH, sh, ph), _out_size(W, WW, sw, pw)
+    g = _conv_grid(x.shape, w.shape, conv_param)
+    G = conv_param.get("groups", 1)
+    F, Cg, HH, WW = w.shape
+    P = g.out[0] * g.out[1]
 
-    out = np.empty((N, F, H_out, W_out), dtype=np.result_type(x, w, b))
-    w_rows = w.reshape(F, -1)
-    for samples, cols in _column_blocks(x, HH, WW, sh, sw, ph, pw):
-        np.matmul(w_rows, cols.transpose(1, 0, 2), out=out[samples].reshape(-1, F, H_out * W_out))
-        out[samples] += b.reshape(1, F, 1, 1)
+    out = np.empty((len(x), F, *g.out), dtype=_out_dtype(x, w, b))
+    w_rows = w.reshape(G, F // G, Cg * HH * WW)
+    for samples, cols in _column_blocks(x, g):
+        m = len(range(*samples.indices(len(x))))
+        np.matmul(w_rows, cols.reshape(G, -1, m, P).transpose(2, 0, 1, 3), out=out[samples].reshape(m, G, -1, P))
+        if b is not None:
+            out[samples] += b.reshape(1, F, 1, 1)
 
     cache = (x, w, b, conv_param)
     return out, cache
@@ -157,9 +180,9 @@ def conv_forward_fast(x, w, b, conv_param):
 def conv_backward_fast(dout, cache):
     """Backward pass of a convolutional layer: GEMMs, and a col2im over kernel offsets.
 
-    dw is one GEMM per block of samples, of dout against the block's columns (rebuilt as
-    in the forward). dx is col2im done offset by offset:
-    for each kernel offset (di, dj), one GEMM w[:, :, di, dj].T @ dout gives its (C, N, H', W')
+    dw is one GEMM per block of samples and group, of dout against the block's columns
+    (rebuilt as in the forward). dx is col2im done offset by offset: for each kernel offset
+    (di, dj), one GEMM per group, w[:, :, di, dj].T @ dout, gives its (C, N, H', W')
     contribution, added to a strided view of the padded gradient. Working one offset at a
     time keeps the temporary small (a C * HH * WW times larger dcols costs more in
     memory traffic and fresh pages than the extra GEMM calls do).
@@ -170,35 +193,36 @@ def conv_backward_fast(dout, cache):
 
     Returns a tuple of:
     - dx: gradient with respect to x, of shape (N, C, H, W)
-    - dw: gradient with respect to w, of shape (F, C, HH, WW)
-    - db: gradient with respect to b, of shape (F,)
+    - dw: gradient with respect to w, of shape (F, C / groups, HH, WW)
+    - db: gradient with respect to b, of shape (F,); left out (a pair (dx, dw)) when b is None
     """
     x, w, b, conv_param = cache
-    sh, sw = _pair(conv_param["stride"])
-    ph, pw = _pair(conv_param["pad"])
+    g = _conv_grid(x.shape, w.shape, conv_param)
+    G = conv_param.get("groups", 1)
     N, C, H, W = x.shape
-    F, _, HH, WW = w.shape
-    _, _, H_out, W_out = dout.shape
+    F, Cg, HH, WW = w.shape
+    P = g.out[0] * g.out[1]
 
-    dout_nf = dout.reshape(N, F, H_out * W_out).astype(x.dtype, copy=False)
-    dout_fn = dout_nf.transpose(1, 0, 2).reshape(F, N * H_out * W_out)
-    db = dout.sum(axis=(0, 2, 3)).astype(b.dtype, copy=False)
-    dw_rows = np.zeros((F, C * HH * WW), dtype=np.result_type(x, dout))
-    for samples, cols in _column_blocks(x, HH, WW, sh, sw, ph, pw):
-        dw_rows += np.tensordot(dout_nf[samples], cols, axes=([0, 2], [1, 2]))
+    dout_g = np.ascontiguousarray(dout.reshape(N, G, F // G, P).transpose(1, 2, 0, 3), dtype=x.dtype)
+    dw_rows = np.zeros((G, F // G, Cg * HH * WW), dtype=np.result_type(x, dout))
+    for samples, cols in _column_blocks(x, g):
+        m = len(range(*samples.indices(N)))
+        dw_rows += dout_g[:, :, samples].reshape(G, -1, m * P) @ cols.reshape(G, -1, m * P).transpose(0, 2, 1)
     dw = dw_rows.reshape(w.shape).astype(w.dtype, copy=False)
-    dx_pad = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
-    dx_offset = np.empty((C, N, H_out, W_out), dtype=x.dtype)
+    dx_pad = np.zeros((C, N, H + g.pad[0] + g.end[0], W + g.pad[1] + g.end[1]), dtype=x.dtype)
+    dx_offset = np.empty((G, Cg, N * P), dtype=x.dtype)
+    w_g, dout_rows = w.reshape(G, F // G, Cg, HH, WW), dout_g.reshape(G, F // G, N * P)
     for i in range(HH):
         for j in range(WW):
-            np.matmul(w[:, :, i, j].T, dout_fn, out=dx_offset.reshape(C, -1))
-            dx_window = _window(dx_pad, i, j, sh, sw, H_out, W_out)
-            dx_window += dx_offset
-    dx = np.ascontiguousarray(dx_pad[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
+            np.matmul(w_g[:, :, :, i, j].transpose(0, 2, 1), dout_rows, out=dx_offset)
+            dx_window = _window(dx_pad, i, j, g)
+            dx_window += dx_offset.reshape(C, N, *g.out)
+    dx = np.ascontiguousarray(_crop(dx_pad, g, H, W).transpose(1, 0, 2, 3))
+    if b is None:
+        return dx, dw
+    db = dout.sum(axis=(0, 2, 3)).astype(b.dtype, copy=False)
 
     return dx, dw, db
-
-
 
 
 # -- the record -----------------------------------------------------------------------
@@ -213,34 +237,42 @@ class Conv(LayerKind):
     def kernel(self, case) -> tuple:
         return tuple(case.w_shape[2:])
 
+    def pads(self, case) -> tuple:
+        return conv_pads(case.pad_mode or case.pad, self.kernel(case), case.dilation)
+
     def input_shapes(self, case) -> dict:
-        return {"x": case.x_shape, "w": case.w_shape, "b": (case.w_shape[0],)}
+        return {"x": case.x_shape, "w": case.w_shape, **({"b": (case.w_shape[0],)} if case.bias else {})}
 
     def output_shape(self, case) -> tuple:
         return (case.x_shape[0], case.w_shape[0], *self.out_hw(case))
 
-    def param(self, case) -> dict:
-        return {"stride": _plain(case.stride), "pad": _plain(case.pad)}
-
     def describe(self, case) -> str:
-        return f"conv s{_label(case.stride)} p{_label(case.pad)}"
+        return (f"conv s{_label(case.stride)} p{case.pad_mode or _label(case.pad)}"
+                f"{extras_label(self.extras(case))}{'' if case.bias else ' no-bias'}")
 
     def mismatch(self, case):
-        if case.w_shape[1] != case.x_shape[1]:
-            return (("w_shape", "x_shape"),
-                    f"w_shape[1] = {case.w_shape[1]} must equal x_shape[1] = {case.x_shape[1]} (channels)")
+        (F, Cg), C, G = case.w_shape[:2], case.x_shape[1], case.groups
+        if G == 1 and Cg != C:
+            return (("w_shape", "x_shape"), f"w_shape[1] = {Cg} must equal x_shape[1] = {C} (channels)")
+        if C % G or F % G or Cg * G != C:
+            return (("w_shape", "groups", "x_shape"),
+                    f"groups = {G}: x_shape[1] = {C} and w_shape[0] = {F} must be multiples of it, and "
+                    f"w_shape[1] = {Cg} must equal x_shape[1] / groups (channels per group)")
+        if case.pad_mode == "same" and case.stride != (1, 1):
+            return (("pad", "stride"), "pad 'same' takes stride 1 (PyTorch's rule)")
         return None
 
     def reduction(self, case) -> int:
-        return case.x_shape[1] * int(np.prod(self.kernel(case)))
+        return int(np.prod(case.w_shape[1:]))
 
     def work_elements(self, case) -> int:  # im2col columns: C*HH*WW x N*H'*W'
         return self.reduction(case) * case.x_shape[0] * int(np.prod(self.out_hw(case)))
 
     def colours(self, case, gname: str) -> list:
-        if gname == "dx":  # channels overlap through the filters: one colouring per channel
-            chans = [(c,) for c in range(case.x_shape[1])]
-            return list(spatial_colours(case, chans, lambda D: D.sum(1)))
+        if gname == "dx":  # channels of a group overlap through its filters: one colouring per
+            (N, F), G, Cg = case.output_shape()[:2], case.groups, case.w_shape[1]  # channel, every group at once
+            chans = [(slice(c, None, Cg),) for c in range(Cg)]
+            return list(spatial_colours(case, chans, lambda D: D.reshape(N, G, F // G, *D.shape[2:]).sum(2)))
         if gname == "db":
             return [Colour((slice(None),), _reduce_fw)]
         _, C, HH, WW = case.w_shape
@@ -251,7 +283,7 @@ class Conv(LayerKind):
             return 1
         if gname == "dw":
             return int(np.prod(case.w_shape[1:]))
-        return spatial_count(case) * case.x_shape[1]
+        return spatial_count(case) * case.w_shape[1]
 
     def error_grid(self, gname: str) -> str:
         return "(HH, WW), summed over F and C" if gname == "dw" else "(H, W), summed over N and C"
@@ -318,14 +350,14 @@ HINTS = (
 
 KIND = Conv(
     name="conv", command="conv", inputs=("x", "w", "b"),
-    param_key="conv_param", param_keys=("stride", "pad"),
+    param_key="conv_param", param_keys=("stride", "pad", "dilation", "groups", "bias"), always=("stride", "pad"),
     shape_keys=("x_shape", "w_shape"), shape_dims=("N, C, H, W", "F, C, HH, WW"), window="kernel",
     naive=(conv_forward_naive, conv_backward_naive), fast=(conv_forward_fast, conv_backward_fast),
     protocols={
         "cs231n": Functions("conv_forward_naive", "conv_backward_naive", args=("x", "w", "b"),
                             param="conv_param", grads=("dx", "dw", "db")),
-        "dlfs": Classes(("Convolution",), lambda case, a: {"W": a["w"], "b": a["b"], "stride": case.stride[0],
-                                                           "pad": case.pad[0]},
+        "dlfs": Classes(("Convolution",), lambda case, a: {"W": a["w"], "b": a.get("b"), "stride": case.stride[0],
+                                                           "pad": case.pad[0], **KIND.extras(case)},
                         {"dx": None, "dw": "dW", "db": "db"}),
         "dlai": CONV_SPEC,
     },

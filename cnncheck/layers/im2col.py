@@ -14,9 +14,8 @@ the sample index last: course[c * FH * FW + di * FW + dj, (i * W' + j) * N + n].
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from cnncheck.layers._geometry import _pad, _window, _window_geometry
+from cnncheck.layers._geometry import _at, _crop, _pad, _window, _window_geometry, windows
 from cnncheck.layers.kind import Functions, LayerKind, _plain, spatial_colours
 from cnncheck.protocols import ImplError
 
@@ -42,15 +41,16 @@ def im2col_forward_naive(x, im2col_param):
 
     x and im2col_param are not modified.
     """
-    (fh, fw), (sh, sw), (ph, pw), (H_out, W_out) = _window_geometry(im2col_param, x.shape)
+    g = _window_geometry(im2col_param, x.shape)
+    (fh, fw), (H_out, W_out) = g.kernel, g.out
     N, C, H, W = x.shape
 
-    x_pad = _pad(x, ph, pw)
+    x_pad = _pad(x, g)
     cols = np.zeros((N * H_out * W_out, C * fh * fw), dtype=x.dtype)
     for n in range(N):
         for i in range(H_out):
             for j in range(W_out):
-                cols[(n * H_out + i) * W_out + j] = x_pad[n, :, i * sh:i * sh + fh, j * sw:j * sw + fw].ravel()
+                cols[(n * H_out + i) * W_out + j] = x_pad[n][(slice(None), *_at(g, i, j))].ravel()
 
     cache = (x.shape, im2col_param)
     return cols, cache
@@ -68,16 +68,17 @@ def im2col_backward_naive(dcols, cache):
       gets the sum of their entries, padding's entries are dropped.
     """
     x_shape, im2col_param = cache
-    (fh, fw), (sh, sw), (ph, pw), (H_out, W_out) = _window_geometry(im2col_param, x_shape)
+    g = _window_geometry(im2col_param, x_shape)
+    (fh, fw), (H_out, W_out) = g.kernel, g.out
     N, C, H, W = x_shape
 
-    dx_pad = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dcols.dtype)
+    dx_pad = np.zeros((N, C, H + g.pad[0] + g.end[0], W + g.pad[1] + g.end[1]), dtype=dcols.dtype)
     for n in range(N):
         for i in range(H_out):
             for j in range(W_out):
                 row = dcols[(n * H_out + i) * W_out + j].reshape(C, fh, fw)
-                dx_pad[n, :, i * sh:i * sh + fh, j * sw:j * sw + fw] += row
-    dx = dx_pad[:, :, ph:ph + H, pw:pw + W]
+                dx_pad[n][(slice(None), *_at(g, i, j))] += row
+    dx = _crop(dx_pad, g, H, W)
 
     return dx
 
@@ -95,11 +96,11 @@ def im2col_forward_fast(x, im2col_param):
 
     x and im2col_param are not modified.
     """
-    (fh, fw), (sh, sw), (ph, pw), (H_out, W_out) = _window_geometry(im2col_param, x.shape)
+    g = _window_geometry(im2col_param, x.shape)
+    (fh, fw), (H_out, W_out) = g.kernel, g.out
     N, C, H, W = x.shape
 
-    windows = sliding_window_view(_pad(x, ph, pw), (fh, fw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :H_out, :W_out]
-    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(N * H_out * W_out, C * fh * fw)
+    cols = windows(_pad(x, g), g).transpose(0, 2, 3, 1, 4, 5).reshape(N * H_out * W_out, C * fh * fw)
 
     cache = (x.shape, im2col_param)
     return cols, cache
@@ -117,16 +118,17 @@ def im2col_backward_fast(dcols, cache):
     - dx: gradient with respect to x, of shape (N, C, H, W)
     """
     x_shape, im2col_param = cache
-    (fh, fw), (sh, sw), (ph, pw), (H_out, W_out) = _window_geometry(im2col_param, x_shape)
+    g = _window_geometry(im2col_param, x_shape)
+    (fh, fw), (H_out, W_out) = g.kernel, g.out
     N, C, H, W = x_shape
 
     d = dcols.reshape(N, H_out, W_out, C, fh, fw).transpose(0, 3, 4, 5, 1, 2)  # (N, C, FH, FW, H', W')
-    dx_pad = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dcols.dtype)
+    dx_pad = np.zeros((N, C, H + g.pad[0] + g.end[0], W + g.pad[1] + g.end[1]), dtype=dcols.dtype)
     for k in range(fh * fw):
         di, dj = divmod(k, fw)
-        dx_window = _window(dx_pad, di, dj, sh, sw, H_out, W_out)
+        dx_window = _window(dx_pad, di, dj, g)
         dx_window += d[:, :, di, dj]
-    dx = np.ascontiguousarray(dx_pad[:, :, ph:ph + H, pw:pw + W])
+    dx = np.ascontiguousarray(_crop(dx_pad, g, H, W))
 
     return dx
 
@@ -137,7 +139,7 @@ def im2col_backward_fast(dcols, cache):
 def window_sums(D, case):
     """(N, C, H', W') window sums of an output-layout array (N * H' * W', C * FH * FW)."""
     N, C = case.x_shape[:2]
-    return D.reshape(N, *case.out_hw(), C, -1).sum(axis=4).transpose(0, 3, 1, 2)
+    return D.reshape(N, *case.out_hw(), C, int(np.prod(case.kernel))).sum(axis=4).transpose(0, 3, 1, 2)
 
 
 def from_course(cols, case):
@@ -205,7 +207,8 @@ class Im2col(LayerKind):
 
 KIND = Im2col(
     name="im2col", command="im2col", inputs=("x",),
-    param_key="im2col_param", param_keys=("pool_height", "pool_width", "stride", "pad"), window="filter",
+    param_key="im2col_param", param_keys=("pool_height", "pool_width", "stride", "pad", "dilation"),
+    window="filter",
     naive=(im2col_forward_naive, im2col_backward_naive), fast=(im2col_forward_fast, im2col_backward_fast),
     protocols={
         "cs231n": Course("im2col_indices", "col2im_indices"),

@@ -19,6 +19,8 @@ from typing import Callable
 
 import numpy as np
 
+from cnncheck.layers._geometry import Grid, grid, span
+
 DEFAULT_H = {"float64": 1e-5, "float32": 1e-2}
 LINEAR_FLOAT32_H = 1.0  # layers linear in x: a large step only divides the rounding noise
 
@@ -36,8 +38,7 @@ class Functions:
 
     def call_forward(self, fn, arrays: dict, case):
         """(out, state for backward)."""
-        res = fn(*(arrays[a] for a in self.args), case.param())
-        return res
+        return fn(*(arrays.get(a) for a in self.args), case.param())  # a conv without bias: b None
 
     def call_backward(self, fn, dout, state, case):
         return fn(dout, state)
@@ -97,11 +98,10 @@ def period(k: int, s: int) -> int:
     return s * -(-k // s)
 
 
-def _owners(n_in, n_out, k, s, p, start, step):
-    """R[i, o] = 1 where input row start + i*step lies in output row o's window."""
-    rows = np.arange(start, n_in, step)
-    lo = np.arange(n_out) * s - p
-    return ((rows[:, None] >= lo) & (rows[:, None] < lo + k)).astype(np.float64)
+def _owners(n_in, n_out, k, s, p, d, start, step):
+    """R[i, o] = 1 where input row start + i*step is one of output row o's window's taps."""
+    offset = np.arange(start, n_in, step)[:, None] - (np.arange(n_out) * s - p)
+    return ((offset >= 0) & (offset < span(k, d)) & (offset % d == 0)).astype(np.float64)
 
 
 def spatial_colours(case, leading: tuple, fold: Callable, cover: Callable = lambda c: c):
@@ -110,10 +110,10 @@ def spatial_colours(case, leading: tuple, fold: Callable, cover: Callable = lamb
     fold(D) brings an output difference to (..., H', W') window sums; cover maps the
     (H', W') mask of reached windows to a mask over the output."""
     (H, W), (Ho, Wo) = case.x_shape[2:], case.out_hw()
-    (kh, kw), (sh, sw), (ph, pw) = case.kernel, case.stride, case.padding
-    Ph, Pw = period(kh, sh), period(kw, sw)
-    rows = [_owners(H, Ho, kh, sh, ph, rh, Ph) for rh in range(min(Ph, H))]  # the same for every lead
-    cols = [_owners(W, Wo, kw, sw, pw, rw, Pw) for rw in range(min(Pw, W))]
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = case.kernel, case.stride, case.padding, case.dilation
+    Ph, Pw = period(span(kh, dh), sh), period(span(kw, dw), sw)
+    rows = [_owners(H, Ho, kh, sh, ph, dh, rh, Ph) for rh in range(min(Ph, H))]  # the same for every lead
+    cols = [_owners(W, Wo, kw, sw, pw, dw, rw, Pw) for rw in range(min(Pw, W))]
     covers = [[_some(cover(R.any(0)[:, None] & Cm.any(0)[None, :])) for Cm in cols] for R in rows]
     for lead in leading:
         for rh, R in enumerate(rows):
@@ -128,8 +128,8 @@ def _some(covered: np.ndarray):
 
 
 def spatial_count(case) -> int:
-    (H, W), (kh, kw), (sh, sw) = case.x_shape[2:], case.kernel, case.stride
-    return min(period(kh, sh), H) * min(period(kw, sw), W)
+    (H, W), (kh, kw), (sh, sw), (dh, dw) = case.x_shape[2:], case.kernel, case.stride, case.dilation
+    return min(period(span(kh, dh), sh), H) * min(period(span(kw, dw), sw), W)
 
 
 @dataclass(frozen=True)
@@ -144,9 +144,11 @@ class LayerKind:
     naive: tuple  # (forward, backward) in the CS231n protocol
     fast: tuple
     protocols: dict  # protocol name -> Functions | Classes
+    always: tuple = ("pool_height", "pool_width", "stride")  # keys its CS231n param dict always holds
     shape_keys: tuple = ("x_shape",)  # config keys of its shapes
     shape_dims: tuple = ("N, C, H, W",)
     window: str = "pool window"  # what messages call its window
+    window_stride: bool = False  # is its default stride the window (pooling), not 1?
     linear_in: frozenset = frozenset()  # inputs the output is linear in (others fixed)
     kinks: frozenset = frozenset()  # gradients that can have kinks
     default: dict = field(default_factory=dict)  # the notebook's case, as config fields
@@ -163,10 +165,26 @@ class LayerKind:
     def kernel(self, case) -> tuple:
         return tuple(case.pool)
 
+    def pads(self, case) -> tuple:
+        """(before, after) the input, each an (h, w) pair."""
+        return case.pad, case.pad
+
+    def grid(self, case) -> Grid:
+        """The case's windows (see layers._geometry), its output size not checked."""
+        pad, end = self.pads(case)
+        return grid(case.x_shape[2:], self.kernel(case), case.stride, pad, case.dilation, case.ceil_mode,
+                    end, check=False)
+
     def out_hw(self, case) -> tuple:
-        """H' = 1 + (H + 2*pad - HH) // stride, and the same for W (floor, as PyTorch)."""
-        return tuple(1 + (size + 2 * p - k) // s for size, p, k, s in
-                     zip(case.x_shape[2:], case.pad, self.kernel(case), case.stride))
+        """H' = 1 + (H + 2*pad - dilation*(HH - 1) - 1) // stride, and the same for W (floor,
+        as PyTorch; its ceiling with ceil_mode)."""
+        return self.grid(case).out
+
+    def exact(self, case) -> bool:
+        """True when every output-size division is exact (CS231n's contract)."""
+        pad, end = self.pads(case)
+        return not case.ceil_mode and all((n + p + e - span(k, d)) % s == 0 for n, p, e, k, d, s in
+                                          zip(case.x_shape[2:], pad, end, self.kernel(case), case.dilation, case.stride))
 
     def input_shapes(self, case) -> dict:
         return {"x": case.x_shape}
@@ -174,19 +192,26 @@ class LayerKind:
     def output_shape(self, case) -> tuple:
         return (*case.x_shape[:2], *self.out_hw(case))
 
+    def geometry(self, case) -> dict:
+        """Every parameter of the case's geometry, as its config spells it (the report's)."""
+        return {key: VALUES[key](case) for key in self.param_keys}
+
+    def extras(self, case) -> dict:
+        """The parameters beyond `always` that are not their default: what a config asked for."""
+        return {k: v for k, v in self.geometry(case).items()
+                if k not in self.always and k != "bias" and v != DEFAULTS[k]}
+
     def param(self, case) -> dict:
-        """A fresh param dict as the CS231n functions take it."""
-        kh, kw = self.kernel(case)
-        p = {"pool_height": kh, "pool_width": kw, "stride": _plain(case.stride)}
-        if any(case.pad):  # only kinds that take a pad get one (config checks it)
-            p["pad"] = _plain(case.pad)
-        return p
+        """A fresh param dict as the CS231n functions take it: the `always` keys, and the
+        others only where the case's value is not the default (a student's dict stays as
+        the course has it unless a config asks for more). No bias is b = None, not a key."""
+        full = self.geometry(case)
+        return {**{k: full[k] for k in self.always}, **self.extras(case)}
 
     def describe(self, case) -> str:
         """A short label: `max_pool 2x2 s2`."""
         kh, kw = self.kernel(case)
-        pad = f" p{_label(case.pad)}" if any(case.pad) else ""
-        return f"{self.name} {kh}x{kw} s{_label(case.stride)}{pad}"
+        return f"{self.name} {kh}x{kw} s{_label(case.stride)}{extras_label(self.extras(case))}"
 
     def reduction(self, case) -> int:
         """Terms summed into one output: how far rounding can reach."""
@@ -227,9 +252,40 @@ class LayerKind:
         """Checks the element-wise verdict cannot make (max pooling: conservation)."""
 
 
+def pad_over_half(case):
+    """Padding of at most half the window (PyTorch's rule for pooling): no window is all
+    padding. (config keys, message) when broken, else None."""
+    for key, size, p in zip(("pool_height", "pool_width"), case.pool, case.pad):
+        if 2 * p > size:
+            return (("pad", key), f"pad {p} is more than half the {key} {size}: a window "
+                                  "could hold padding alone (PyTorch requires pad <= pool / 2)")
+    return None
+
+
 def _plain(p: tuple):
     """The form a CS231n layer expects: an int when both sides agree."""
     return p[0] if p[0] == p[1] else list(p)
+
+
+# Each geometry parameter: its value in a case, and PyTorch's default (the one rule: a
+# parameter left out takes its default; stride's is the kind's own, see config).
+VALUES = {
+    "pool_height": lambda c: c.pool[0], "pool_width": lambda c: c.pool[1],
+    "stride": lambda c: _plain(c.stride), "pad": lambda c: c.pad_mode or _plain(c.pad),
+    "dilation": lambda c: _plain(c.dilation), "groups": lambda c: c.groups, "bias": lambda c: c.bias,
+    "ceil_mode": lambda c: c.ceil_mode, "count_include_pad": lambda c: c.count_include_pad,
+    "divisor_override": lambda c: c.divisor_override,
+}
+DEFAULTS = {"pad": 0, "dilation": 1, "groups": 1, "bias": True, "ceil_mode": False,
+            "count_include_pad": True, "divisor_override": None}
+LABELS = {"pad": "p{}", "dilation": "d{}", "groups": "g{}", "ceil_mode": "ceil",
+          "count_include_pad": "pad-uncounted", "divisor_override": "div{}", "bias": "no-bias"}
+
+
+def extras_label(extras: dict) -> str:
+    """` p1 d2 ceil` for a describe() label."""
+    show = lambda v: "x".join(map(str, v)) if isinstance(v, list) else v  # noqa: E731
+    return "".join(f" {LABELS[k].format(show(v))}" for k, v in extras.items())
 
 
 def _label(p: tuple) -> str:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnncheck.layers._geometry import _lowest, _pad, _window, _window_geometry
+from cnncheck.layers._geometry import _at, _crop, _lowest, _pad, _window, _window_geometry, windows
 from cnncheck.evidence import ALL_ZEROS, Sign, is_shape, overlapping
 from cnncheck.layers.dlai import MAX_POOL_SPEC
-from cnncheck.layers.kind import Classes, Functions, LayerKind
+from cnncheck.layers.kind import Classes, Functions, LayerKind, pad_over_half
 from cnncheck.layers.suites import POOL_DEFAULT, POOL_LINSPACE, POOL_SUITE
 
 
@@ -22,25 +22,29 @@ def max_pool_forward_naive(x, pool_param):
       - 'pad' (optional, default 0): rows/columns added on each side, an int or an
         [h, w] pair. Padding holds -inf, so it never wins a window (PyTorch's
         max_pool2d(padding=...)) and gets no gradient.
+      - 'dilation' (optional, default 1): step between a window's elements, an int or a pair
+      - 'ceil_mode' (optional, default False): round output sizes up, as PyTorch does (a
+        last window that would start in the padding after the input is dropped)
 
     Returns a tuple of:
     - out: output data, of shape (N, C, H', W') where
-        H' = 1 + (H + 2 * pad - pool_height) // stride
-        W' = 1 + (W + 2 * pad - pool_width) // stride
+        H' = 1 + (H + 2 * pad - dilation * (pool_height - 1) - 1) // stride
+        W' = 1 + (W + 2 * pad - dilation * (pool_width - 1) - 1) // stride
+      (rounded up with ceil_mode). A window holding NaN outputs NaN.
     - cache: (x, pool_param)
 
     x and pool_param are not modified.
     """
-    (ph, pw), (sh, sw), (pad_h, pad_w), (H_out, W_out) = _window_geometry(pool_param, x.shape)
+    g = _window_geometry(pool_param, x.shape)
     N, C, H, W = x.shape
 
-    x_pad = _pad(x, pad_h, pad_w, _lowest(x.dtype))
-    out = np.zeros((N, C, H_out, W_out), dtype=x.dtype)
+    x_pad = _pad(x, g, _lowest(x.dtype))
+    out = np.zeros((N, C, *g.out), dtype=x.dtype)
     for n in range(N):
         for c in range(C):
-            for i in range(H_out):
-                for j in range(W_out):
-                    out[n, c, i, j] = x_pad[n, c, i * sh:i * sh + ph, j * sw:j * sw + pw].max()
+            for i in range(g.out[0]):
+                for j in range(g.out[1]):
+                    out[n, c, i, j] = x_pad[n, c][_at(g, i, j)].max()
 
     cache = (x, pool_param)
     return out, cache
@@ -55,23 +59,27 @@ def max_pool_backward_naive(dout, cache):
 
     Returns:
     - dx: gradient with respect to x, of shape (N, C, H, W). Each window's gradient goes
-      to its first maximum in row-major order (np.argmax), ties included; never to padding.
+      to its first maximum in row-major order (np.argmax), ties included, or to its first
+      NaN; never to padding, not even when the window's elements are all -inf.
     """
     x, pool_param = cache
-    (ph, pw), (sh, sw), (pad_h, pad_w), _ = _window_geometry(pool_param, x.shape)
+    g = _window_geometry(pool_param, x.shape)
     N, C, H, W = x.shape
     _, _, H_out, W_out = dout.shape
 
-    x_pad = _pad(x, pad_h, pad_w, _lowest(x.dtype))
+    x_pad = _pad(x, g, _lowest(x.dtype))
+    inside = _pad(np.ones((1, 1, H, W), bool), g, False)[0, 0]
     dx_pad = np.zeros(x_pad.shape, dtype=x.dtype)
     for n in range(N):
         for c in range(C):
             for i in range(H_out):
                 for j in range(W_out):
-                    window = x_pad[n, c, i * sh:i * sh + ph, j * sw:j * sw + pw]
-                    di, dj = np.unravel_index(np.argmax(window), window.shape)
-                    dx_pad[n, c, i * sh + di, j * sw + dj] += dout[n, c, i, j]
-    dx = dx_pad[:, :, pad_h:pad_h + H, pad_w:pad_w + W]
+                    at = _at(g, i, j)
+                    window = x_pad[n, c][at]
+                    wins = inside[at] & ((window == window.max()) | np.isnan(window))
+                    di, dj = divmod(int(np.flatnonzero(wins)[0]), g.kernel[1])
+                    dx_pad[n, c, at[0].start + di * g.dilation[0], at[1].start + dj * g.dilation[1]] += dout[n, c, i, j]
+    dx = _crop(dx_pad, g, H, W)
 
     return dx
 
@@ -79,10 +87,11 @@ def max_pool_backward_naive(dout, cache):
 def max_pool_forward_fast(x, pool_param):
     """Forward pass of a max-pooling layer: a running maximum over the kernel offsets.
 
-    Same inputs, output and formula as max_pool_forward_naive; any pool size, stride and
-    pad, overlapping windows included. Each step is one np.maximum over a strided view of
-    the (-inf padded) x holding offset (di, dj) of every window (when windows tile x, these
-    views are exactly x.reshape(N, C, H', pool_height, W', pool_width)[:, :, :, di, :, dj]).
+    Same inputs, output and formula as max_pool_forward_naive; any pool size, stride, pad
+    and dilation, overlapping windows included. Each step is one np.maximum (which keeps
+    NaN) over a strided view of the (-inf padded) x holding offset (di, dj) of every window
+    (when windows tile x, these views are exactly
+    x.reshape(N, C, H', pool_height, W', pool_width)[:, :, :, di, :, dj]).
 
     Returns a tuple of:
     - out: output data, of shape (N, C, H', W')
@@ -90,13 +99,13 @@ def max_pool_forward_fast(x, pool_param):
 
     x and pool_param are not modified.
     """
-    (ph, pw), (sh, sw), (pad_h, pad_w), (H_out, W_out) = _window_geometry(pool_param, x.shape)
-    N, C, H, W = x.shape
+    g = _window_geometry(pool_param, x.shape)
+    kh, kw = g.kernel
 
-    x_pad = _pad(x, pad_h, pad_w, _lowest(x.dtype))
-    out = _window(x_pad, 0, 0, sh, sw, H_out, W_out).copy()
-    for k in range(1, ph * pw):
-        np.maximum(out, _window(x_pad, *divmod(k, pw), sh, sw, H_out, W_out), out=out)
+    x_pad = _pad(x, g, _lowest(x.dtype))
+    out = _window(x_pad, 0, 0, g).copy()
+    for k in range(1, kh * kw):
+        np.maximum(out, _window(x_pad, *divmod(k, kw), g), out=out)
 
     cache = (x, out, pool_param)
     return out, cache
@@ -105,10 +114,11 @@ def max_pool_forward_fast(x, pool_param):
 def max_pool_backward_fast(dout, cache):
     """Backward pass of a max-pooling layer, vectorized.
 
-    Finds each window's first maximum (row-major, as np.argmax) by scanning the kernel
-    offsets from last to first, then scatters dout to those positions of the padded input
-    with one np.bincount, which adds overlapping contributions in the same order as the
-    loops of max_pool_backward_naive, and crops the padding (which never wins) away.
+    Finds each window's first maximum or NaN (row-major, as np.argmax) among the elements
+    inside the input by scanning the kernel offsets from last to first, then scatters dout
+    to those positions of the padded input with one np.bincount, which adds overlapping
+    contributions in the same order as the loops of max_pool_backward_naive, and crops the
+    padding (which never wins) away.
 
     Inputs:
     - dout: upstream derivatives, of shape (N, C, H', W')
@@ -118,24 +128,25 @@ def max_pool_backward_fast(dout, cache):
     - dx: gradient with respect to x, of shape (N, C, H, W)
     """
     x, out, pool_param = cache
-    (ph, pw), (sh, sw), (pad_h, pad_w), _ = _window_geometry(pool_param, x.shape)
+    g = _window_geometry(pool_param, x.shape)
+    (kh, kw), (sh, sw), (dh, dw), (H_out, W_out) = g.kernel, g.stride, g.dilation, g.out
     N, C, H, W = x.shape
-    _, _, H_out, W_out = dout.shape
 
-    x_pad = _pad(x, pad_h, pad_w, _lowest(x.dtype))
+    x_pad = _pad(x, g, _lowest(x.dtype))
+    inside = _pad(np.ones((1, 1, H, W), bool), g, False)
     Hp, Wp = x_pad.shape[2:]
     # flat index in x_pad of each window's first maximum: window corner + offset
-    offset = np.full(out.shape, (ph - 1) * Wp + pw - 1, dtype=np.intp)
-    for k in range(ph * pw - 2, -1, -1):
-        di, dj = divmod(k, pw)
-        is_max = _window(x_pad, di, dj, sh, sw, H_out, W_out) == out
-        offset = np.where(is_max, di * Wp + dj, offset)
+    offset = np.zeros(out.shape, dtype=np.intp)
+    for k in range(kh * kw - 1, -1, -1):
+        di, dj = divmod(k, kw)
+        window = _window(x_pad, di, dj, g)
+        wins = ((window == out) | np.isnan(window)) & _window(inside, di, dj, g)
+        offset = np.where(wins, di * dh * Wp + dj * dw, offset)
     corner = (np.arange(N * C).reshape(N, C, 1, 1) * (Hp * Wp)
               + np.arange(0, sh * H_out, sh).reshape(H_out, 1) * Wp
               + np.arange(0, sw * W_out, sw))
     dx_pad = np.bincount((corner + offset).ravel(), weights=dout.ravel(), minlength=x_pad.size)
-    dx = dx_pad.reshape(x_pad.shape)[:, :, pad_h:pad_h + H, pad_w:pad_w + W]
-    dx = np.ascontiguousarray(dx, dtype=x.dtype)
+    dx = np.ascontiguousarray(_crop(dx_pad.reshape(x_pad.shape), g, H, W), dtype=x.dtype)
 
     return dx
 
@@ -145,12 +156,7 @@ def max_pool_backward_fast(dout, cache):
 
 class MaxPool(LayerKind):
     def mismatch(self, case):
-        """Padding of at most half the window (PyTorch's rule): no window is all padding."""
-        for key, size, p in zip(("pool_height", "pool_width"), case.pool, case.pad):
-            if 2 * p > size:
-                return (("pad", key), f"pad {p} is more than half the {key} {size}: a window "
-                                      "could hold padding alone (PyTorch requires pad <= pool / 2)")
-        return None
+        return pad_over_half(case)
 
     def finish(self, case, checks: dict, grads: dict, dout) -> None:
         if "dx" in checks:
@@ -186,12 +192,8 @@ def has_ties(case) -> bool:
     """Does some window of the case's input hold its maximum twice?"""
     from cnncheck.case import make_arrays  # the case's own x, drawn again from its seed
 
-    x = make_arrays(case)["x"].astype(np.float64)
-    if any(case.pad):
-        (ph, pw) = case.pad
-        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
-    (kh, kw), (sh, sw), (Ho, Wo) = case.kernel, case.stride, case.out_hw()
-    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :Ho, :Wo]
+    g = case.kind.grid(case)
+    win = windows(_pad(make_arrays(case)["x"].astype(np.float64), g, -np.inf), g)
     top = win.max(axis=(4, 5), keepdims=True)
     return bool(((win == top).sum(axis=(4, 5)) > 1).any())
 
@@ -232,13 +234,14 @@ HINTS = (
 
 
 KIND = MaxPool(
-    name="max_pool", command="pool", inputs=("x",),
-    param_key="pool_param", param_keys=("pool_height", "pool_width", "stride", "pad"),
+    name="max_pool", command="pool", inputs=("x",), window_stride=True,
+    param_key="pool_param", param_keys=("pool_height", "pool_width", "stride", "pad", "dilation", "ceil_mode"),
     naive=(max_pool_forward_naive, max_pool_backward_naive), fast=(max_pool_forward_fast, max_pool_backward_fast),
     protocols={
         "cs231n": Functions("max_pool_forward_naive", "max_pool_backward_naive", param="pool_param"),
         "dlfs": Classes(("Pooling",), lambda case, a: {"pool_h": case.pool[0], "pool_w": case.pool[1],
-                                                       "stride": case.stride[0], "pad": case.pad[0]},
+                                                       "stride": case.stride[0], "pad": case.pad[0],
+                                                       **KIND.extras(case)},
                         {"dx": None}),
         "dlai": MAX_POOL_SPEC,
     },

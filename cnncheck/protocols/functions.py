@@ -61,7 +61,7 @@ class FunctionPair:
     def run_backward(self, case, dout) -> dict:
         spec = self._spec(case)
         res = self._call(self.backward, lambda: spec.call_backward(self.backward, dout, self._state, case))
-        names, who = spec.grads, self._who(self.backward)
+        names, who = tuple(g for g in spec.grads if g[1:] in case.input_shapes()), self._who(self.backward)
         if isinstance(res, list):
             res = tuple(res)
         want = f"a tuple ({', '.join(names)})" if len(names) > 1 else f"the array {names[0]}"
