@@ -382,13 +382,15 @@ SHADES = " ░▒▓█"
 MAX_CELLS = 24  # rows and columns shown; larger grids are pooled by their maximum
 
 
-def heat_map(error_map) -> list[str]:
-    """Rows of shade characters for |a - n| over the spatial grid, darkest = largest."""
+def heat_map(error_map, cells: int | None = None) -> list[str]:
+    """Rows of shade characters for |a - n| over the spatial grid, darkest = largest; grids
+    larger than `cells` (default MAX_CELLS) a side are pooled."""
     import numpy as np
 
+    cells = cells or MAX_CELLS
     grid = np.asarray(error_map, dtype=np.float64)
     for axis in (0, 1):  # pool large grids block-wise, keeping each block's maximum
-        step = -(-grid.shape[axis] // MAX_CELLS)
+        step = -(-grid.shape[axis] // cells)
         if step > 1:
             pad = [(0, 0), (0, 0)]
             pad[axis] = (0, -grid.shape[axis] % step)

@@ -1,25 +1,60 @@
-"""One list of results, every output format: the rich table and JSON."""
+"""One list of results, every output format: the text report, JSON and JUnit.
+
+The text report opens with the findings (cnncheck.findings: one per fault, the evidence of
+every case combined), then for each the detail of one case that shows it (its checks, worst
+elements and heat map), then one line per case with the relative errors the course notebook
+prints, the notes, and the summary. `-v` adds every case's full table. Every word a person reads
+goes through cnncheck.i18n; text from the checked code is shown as it is, never as markup.
+"""
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
 from collections import Counter
 
 from rich import box
 from rich.console import Console, Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from cnncheck.diagnose import heat_map, hints_of
+from cnncheck.findings import Finding, findings, numbers
 from cnncheck.gradcheck import CaseResult, Check
+from cnncheck.i18n import _, msg, ngettext, tr, use
 from cnncheck.taylor import summary as taylor_summary
 
 # The course notes' bands for the relative error.
 BANDS = ((1e-7, "green", "good"), (1e-4, "yellow", "doubtful"), (1e-2, "dark_orange", "uncomfortable"))
+SCREEN = 40  # lines: a failing report's details are shortened to fit
+WORST_SHOWN = 3  # worst elements in a finding's detail (-v and JSON: all of them)
+HEAT_CELLS = 6  # a finding's heat map, pooled to at most this many cells a side (-v: diagnose.MAX_CELLS)
+GRADS = ("out", "dx", "dw", "db")  # the figures of a case's line, as the notebook prints them
 
 
 def shape(s) -> str:
     return "x".join(map(str, s)) if s is not None else "-"
+
+
+def shown_shapes(case) -> dict:
+    """The case's input shapes as the user's protocol names and lays them out (the Deep
+    Learning Specialization's `A_prev 2x5x5x3`, `W 3x3x3x8`), else cnncheck's."""
+    spec = case.kind.protocols.get(case.protocol)
+    if not hasattr(spec, "learner_shape"):
+        return case.input_shapes()
+    return {spec.names.get(k, k): spec.learner_shape(k, v) for k, v in case.input_shapes().items()}
+
+
+def shown_out(case, s):
+    """An output shape as the user's protocol lays it out."""
+    spec = case.kind.protocols.get(case.protocol)
+    return spec.learner_shape("out", s) if hasattr(spec, "learner_shape") and s is not None else s
+
+
+def shown_name(case, name: str) -> str:
+    """A check's name as the user's protocol calls the quantity (dx: dA_prev)."""
+    return getattr(case.kind.protocols.get(case.protocol), "names", {}).get(name, name)
 
 
 def band(rel: float | None) -> str:
@@ -30,7 +65,23 @@ def band(rel: float | None) -> str:
 
 # -- JSON -----------------------------------------------------------------------
 def check_dict(c: Check) -> dict:
-    return {k: v for k, v in vars(c).items() if v is not None or k in ("rel_error", "abs_error")}
+    """A check as strict JSON: a figure that is not finite (an overflowed difference) is null,
+    named under `not_finite`."""
+    d = {k: finite(v) for k, v in vars(c).items() if v is not None or k in ("rel_error", "abs_error")}
+    bad = [k for k, v in vars(c).items() if isinstance(v, float) and not math.isfinite(v)]
+    bad += [f"worst.{k}" for w in c.worst for k, v in w.items() if isinstance(v, float) and not math.isfinite(v)]
+    return {**d, "not_finite": sorted(set(bad))} if bad else d
+
+
+def finite(v):
+    """v with every non-finite float (in lists and mappings too) as None: JSON has no NaN."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [finite(x) for x in v]
+    return v
 
 
 def case_dict(r: CaseResult) -> dict:
@@ -42,14 +93,15 @@ def case_dict(r: CaseResult) -> dict:
                    "tolerance": case.rtol(), "noise_factor": case.noise_factor,
                    "seed": case.seed, "mode": case.mode},
         "source": case.source,
+        "protocol": case.protocol or next(iter(case.kind.protocols)),
         "input_shapes": {k: list(v) for k, v in case.input_shapes().items()},
         "output_shape": list(r.output_shape) if r.output_shape is not None else None,
         "expected_output_shape": list(r.expected_output_shape),
         "checks": [check_dict(c) for c in r.checks],
         "passed": r.passed,
         "error": r.error,
-        "hint": r.hint,
-        "hints": hints_of(r),
+        "hint": tr(r.hint),
+        "hints": [tr(h) for h in hints_of(r)],
         "notes": r.notes,
         "seconds": round(r.seconds, 6),
         "calls": dict(r.calls),  # forward and backward calls of the checked code
@@ -57,12 +109,20 @@ def case_dict(r: CaseResult) -> dict:
     }
 
 
-def to_json(results: list[CaseResult]) -> str:
-    doc = {"passed": all(r.passed for r in results), "cases": [case_dict(r) for r in results]}
-    return json.dumps(doc, indent=2)
+def finding_dict(f: Finding) -> dict:
+    return {**f.to_dict(), "text": tr(f.text), "pattern": tr(f.pattern)}
 
 
-# -- the table ------------------------------------------------------------------
+def to_json(results: list[CaseResult], lang: str | None = None, extra: dict | None = None) -> str:
+    """The report as JSON: `findings` first, then every case. English unless lang is given;
+    `extra`: more top-level fields (who ran the code, how)."""
+    with use(lang):
+        doc = {"passed": all(r.passed for r in results), "findings": [finding_dict(f) for f in findings(results)],
+               "cases": [case_dict(r) for r in results], **(extra or {})}
+    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
+
+
+# -- a case's table (-v, a single case) -------------------------------------------
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.2e}"
 
@@ -70,8 +130,15 @@ def _fmt(v: float | None) -> str:
 def verdict(c: Check) -> Text:
     if not c.passed:
         return Text("FAIL", style="bold red")
-    kinks = f" ({c.kinks} kinks)" if c.kinks else ""
+    kinks = _(" ({n} kinks)").format(n=c.kinks) if c.kinks else ""
     return Text("pass" + kinks, style="green")
+
+
+def geometry(r: CaseResult) -> str:
+    """'conv s1 p1 float64 | x 4x3x5x5 w 2x3x3x3 b 2 | out 4x2x5x5'."""
+    case = r.case
+    shapes = " ".join(f"{k} {shape(v)}" for k, v in shown_shapes(case).items())
+    return f"{case.describe()} {case.dtype} | {shapes} | out {shape(shown_out(r.case, r.output_shape))}"
 
 
 def case_header(r: CaseResult) -> Text:
@@ -79,11 +146,11 @@ def case_header(r: CaseResult) -> Text:
     case = r.case
     text = Text(case.name, style="bold")
     text.append(f"  ({r.seconds:.2f} s)\n", style="dim")
-    shapes = " ".join(f"{k} {shape(v)}" for k, v in case.input_shapes().items())
+    shapes = " ".join(f"{k} {shape(v)}" for k, v in shown_shapes(case).items())
     text.append(f"{case.describe()} {case.dtype} | {shapes} | out ")
     ok = r.output_shape in (None, r.expected_output_shape)
-    text.append(shape(r.output_shape), style="" if ok else "bold red")
-    text.append(f", expected {shape(r.expected_output_shape)}")
+    text.append(shape(shown_out(r.case, r.output_shape)), style="" if ok else "bold red")
+    text.append(_(", expected {shape}").format(shape=shape(shown_out(r.case, r.expected_output_shape))))
     return text
 
 
@@ -97,74 +164,155 @@ def rel_cell(c: Check) -> Text:
 
 def table(r: CaseResult) -> Table:
     t = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("check", "rel error", "abs error", "margin", "verdict", "method"):
-        t.add_column(col, no_wrap=col != "method")
+    for col in (_("check"), _("rel error"), _("abs error"), _("margin"), _("verdict"), _("method")):
+        t.add_column(col, no_wrap=col != _("method"))
     for c in r.checks:
-        t.add_row(c.name, rel_cell(c),
-                  _fmt(c.abs_error), _fmt(c.margin), verdict(c), c.method)
+        t.add_row(shown_name(r.case, c.name), rel_cell(c), _fmt(c.abs_error), _fmt(c.margin), verdict(c), c.method)
     if r.error:
-        t.add_row("-", "-", "-", "-", Text("ERROR", style="bold red"), Text(r.error, overflow="fold"))
+        t.add_row("-", "-", "-", "-", Text("ERROR", style="bold red"), Text(tr(r.error), overflow="fold"))
     return t
 
 
-def _folded(results: list[CaseResult]):
-    """line(r, kind, text) -> the Text for one error, hint or note of case r, or None when an
-    identical one was already shown: a text in several cases shows once, at its first case,
-    as 'in all 7 cases: error: ...' or 'in 5 of 7 cases: ...'."""
-    count = Counter()
-    for r in results:
-        hints = [h for h in hints_of(r) if h not in (r.error or "")]  # else in the error
-        count.update({("error", r.error), *(("hint", h) for h in hints), *(("note", n) for n in r.notes)})
-    shown, style, total = set(), {"error": "red", "hint": "yellow", "note": "dim"}, len(results)
-
-    def line(r: CaseResult, kind: str, text: str):
-        if (kind, text) in shown:
-            return None
-        shown.add((kind, text))
-        n = count[(kind, text)]
-        who = r.case.name if n == 1 else f"in all {n} cases" if n == total else f"in {n} of {total} cases"
-        return Text(f"{who}: {kind}: {text}", style=style[kind])
-    return line
-
-
 def failed_head(c: Check) -> str:
-    return c.message or (f"{c.failed} of {c.elements} elements exceed "
-                         f"tolerance*(|a|+|n|) + noise_factor*noise")
+    return tr(c.message) or _("{failed} of {elements} elements exceed tolerance*(|a|+|n|) + "
+                              "noise_factor*noise").format(failed=c.failed, elements=c.elements)
 
 
 def worst_line(c: Check, w: dict) -> str:
     """One of the worst elements: for `out` your value against the reference's."""
-    mine, theirs = ("yours", "reference") if c.name == "out" else ("analytic", "numerical")
+    mine, theirs = (_("yours"), _("reference")) if c.name == "out" else (_("analytic"), _("numerical"))
     where = w.get("index", w.get("direction"))
-    return f"  at {where}: {mine} {w['analytic']: .8e}  {theirs} {w['numerical']: .8e}"
+    return _("  at {where}: {mine} {a: .8e}  {theirs} {n: .8e}").format(
+        where=where, mine=mine, a=w["analytic"], theirs=theirs, n=w["numerical"])
 
 
-def details(results: list[CaseResult]) -> list:
-    """Below the tables: errors, failures with their worst elements and heat maps, then the
-    hints and the notes; an error, hint or note shared by several cases shows once."""
-    lines, line = [], _folded(results)
+def heat_lines(r: CaseResult, c: Check, cells: int | None = None) -> list[Text]:
+    """The heat map of a check's |analytic - numerical| with its caption (none when all zero)."""
+    rows = heat_map(c.error_map, cells) if c.error_map else []
+    if not rows:
+        return []
+    caption = _("|analytic - numerical| by {grid}:").format(grid=tr(r.case.kind.error_grid(c.name)))
+    return [Text(caption, style="dim"), *(Text(f"|{row}|") for row in rows)]
+
+
+def failure_lines(r: CaseResult, c: Check, worst: int | None = None, cells: int | None = None) -> list:
+    """A failed check: what failed, its worst elements, its heat map (beside them when both fit)."""
+    head = Text(_("{check} failed: {what}").format(check=c.name, what=failed_head(c)), style="red")
+    left = [Text(worst_line(c, w)) for w in c.worst[:worst]]
+    right = heat_lines(r, c, cells)
+    if worst is None or not (left and right):
+        return [head, *left, *(Text("    ") + t for t in right)]
+    grid = Table.grid(padding=(0, 3), pad_edge=False)
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    for i in range(max(len(left), len(right) - 1)):
+        grid.add_row(left[i] if i < len(left) else "", right[i + 1] if i + 1 < len(right) else "")
+    caption = Text(_("worst elements, and {caption}").format(caption=right[0].plain), style="dim")
+    return [head, Text("  ") + caption, grid]
+
+
+# -- the findings ---------------------------------------------------------------------
+def finding_lines(i: int, f: Finding) -> list[Table]:
+    """' 1  what is wrong and the fix', then the student's line and the cases that show it (by
+    name where no pattern names them), both indented under the number."""
+    text = Text(tr(f.text), style="bold yellow" if f.kind == "hint" else "bold red")
+    said = tr(f.pattern)
+    if not f.named and len(f.cases) < f.total:
+        more = _(", +{n} more").format(n=len(f.cases) - 2) if len(f.cases) > 2 else ""
+        said = _("{pattern}: {cases}").format(pattern=said, cases=", ".join(r.case.name for r in f.cases[:2]) + more)
+    where = Text()
+    if f.where:
+        where.append(_("at {where}").format(where=f.where) + "  ", style="cyan")
+        where.append((f.code or "") + "  ·  ")
+    where.append(said, style="dim")
+    grid = Table.grid(padding=(0, 2, 0, 0))
+    grid.add_column(justify="right", min_width=2, style="bold")
+    grid.add_column(overflow="fold")  # a long path folds, never cut
+    grid.add_row(str(i), text)
+    grid.add_row("", where)
+    return [grid]
+
+
+def evidence_lines(i: int, f: Finding, full: bool = True) -> list:
+    """The detail of the case that shows finding i best: each failing check it is about (or its
+    error), with the worst elements and the heat map when `full`."""
+    r = f.evidence
+    head = Text(f"[{i}] ", style="bold")
+    head.append(r.case.name, style="bold")
+    head.append(f"  {geometry(r)}", style="dim")
+    lines = [head]
+    if r.error and (f.kind == "error" or not f.checks):
+        lines.append(Text("    " + _("error: {error}").format(error=tr(r.error)), style="red"))
+    for c in f.checks:
+        shown = failure_lines(r, c, WORST_SHOWN, HEAT_CELLS) if full else failure_lines(r, c, 0)[:1]
+        lines.extend(Text("    ") + t if isinstance(t, Text) else Padding(t, (0, 0, 0, 4)) for t in shown)
+    return lines
+
+
+def height(parts: list, console: Console) -> int:
+    return len(console.render_lines(Group(*parts), console.options, pad=False))
+
+
+def evidence(found: list[Finding], console: Console, room: int) -> list:
+    """Each finding's detail, in full while the screen has room, else its failing check alone."""
+    blocks = [evidence_lines(i, f, full=False) for i, f in enumerate(found, 1)]
+    used = sum(height(b, console) for b in blocks)
+    for k, f in enumerate(found):
+        full = evidence_lines(k + 1, f)
+        more = height(full, console) - height(blocks[k], console)
+        if used + more <= room:
+            blocks[k], used = full, used + more
+    return [p for b in blocks for p in b]
+
+
+# -- one line per case: the course's numbers --------------------------------------------
+def figures(r: CaseResult) -> Text:
+    """'out 1.54e-16  dx 6.22e-10  dw 1.00e+00 FAIL ...': each check's relative error in the
+    CS231n formula, a failed one in red."""
+    text = Text()
+    for c in r.checks:
+        if c.name not in GRADS and c.passed:
+            continue
+        value = f"{c.rel_error:.2e}" if c.rel_error is not None else ("FAIL" if not c.passed else "ok")
+        if text:
+            text.append("  ")
+        text.append(f"{c.name} ")
+        text.append(value, style="bold red" if not c.passed else band(c.rel_error))
+    if r.error:
+        text.append(("  " if text else "") + "ERROR", style="bold red")
+    return text
+
+
+def case_lines(results: list[CaseResult], marks: dict, width: int) -> list[Text]:
+    """Every case in one line: pass or FAIL, its name, its figures, the findings it shows; a
+    name too long for the terminal is cut, never the figures."""
+    rows = []
     for r in results:
-        if r.error:
-            lines.append(line(r, "error", r.error))
-        for c in r.checks:
-            if c.passed:
-                continue
-            lines.append(Text(f"{r.case.name}: {c.name} failed: {failed_head(c)}", style="red"))
-            lines.extend(Text(f"  {worst_line(c, w)}") for w in c.worst)
-            rows = heat_map(c.error_map) if c.error_map else []
-            if rows:
-                grid = r.case.kind.error_grid(c.name)
-                lines.append(Text(f"    |analytic - numerical| by {grid}:", style="dim"))
-                lines.extend(Text(f"    |{row}|") for row in rows)
-    for r in results:  # the hints together, just above the summary
-        lines.extend(line(r, "hint", h) for h in hints_of(r)
-                     if h not in (r.error or ""))  # an error's own hint is already in it
-    lines.extend(line(r, "note", n) for r in results for n in r.notes)
-    return [t for t in lines if t is not None]
+        tail = figures(r)
+        if id(r) in marks:
+            tail.append("  [" + ",".join(map(str, marks[id(r)])) + "]", style="bold")
+        rows.append((r, tail))
+    room = width - 6 - 2 - max((len(t) for _, t in rows), default=0)
+    names = max((len(r.case.name) for r in results), default=0)
+    names = max(8, min(names, room))
+    lines = []
+    for r, tail in rows:
+        line = Text("pass  ", style="green") if r.passed else Text("FAIL  ", style="bold red")
+        name = r.case.name if len(r.case.name) <= names else r.case.name[:names - 1] + "…"
+        line.append(name.ljust(names) + "  ", style="bold")
+        lines.append(line + tail)
+    return lines
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
+def notes_lines(results: list[CaseResult]) -> list[Text]:
+    """Each note once: 'note: ...' (with how many cases have it, when not all)."""
+    count = Counter(n for r in results for n in r.notes)
+    total = len(results)
+    out = []
+    for n, k in count.items():
+        who = "" if k == total or total == 1 else _("(in {k} of {n} cases) ").format(k=k, n=total)
+        out.append(Text(_("note: {note}").format(note=who + tr(n)), style="dim"))
+    return out
 
 
 def summary(results: list[CaseResult]) -> Text:
@@ -173,32 +321,47 @@ def summary(results: list[CaseResult]) -> Text:
     errors = sum(r.error is not None for r in results)
     secs = sum(r.seconds for r in results)
     ok = failed == 0 and errors == 0
-    text = Text(f"{plural(len(results), 'case')}, {plural(len(checks), 'check')}: "
-                f"{len(checks) - failed} passed, {failed} failed", style="bold green" if ok else "bold red")
+    text = Text(_("{cases}, {checks}: {passed} passed, {failed} failed").format(
+        cases=ngettext("{n} case", "{n} cases", len(results)).format(n=len(results)),
+        checks=ngettext("{n} check", "{n} checks", len(checks)).format(n=len(checks)),
+        passed=len(checks) - failed, failed=failed), style="bold green" if ok else "bold red")
     if errors:
-        text.append(f", {plural(errors, 'case')} with an error")
+        text.append(ngettext(", {n} case with an error", ", {n} cases with an error", errors).format(n=errors))
     text.append(f" ({secs:.2f} s)")
     return text
 
 
-def passed_line(r: CaseResult, width: int) -> Text:
-    """A passing case in one line: its name (padded to `width`), time and geometry (cut to fit)."""
-    shapes = " ".join(f"{k} {shape(v)}" for k, v in r.case.input_shapes().items() if len(v) > 1)
-    text = Text("pass  ", style="green", no_wrap=True, overflow="ellipsis")
-    text.append(r.case.name.ljust(width), style="bold")
-    text.append(f"  {r.seconds:5.2f} s  {r.case.describe()} | {shapes}", style="dim")
-    return text
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def print_table(results: list[CaseResult], console: Console, verbose: bool = False) -> None:
-    """Every case's table when verbose or when there is one case; else a line for each passing
-    case and the table for each failing one. Below them the failures' worst elements and heat
-    maps, the hints and notes (each shown once), and the summary last."""
-    full = verbose or len(results) == 1
-    width = max(len(r.case.name) for r in results) if results else 0
-    parts = [p for r in results
-             for p in ((case_header(r), table(r)) if full or not r.passed else (passed_line(r, width),))]
-    console.print(Group(*parts, *details(results), summary(results)))
+def details(results: list[CaseResult]) -> list:
+    """Every failed check with all its worst elements and its full heat map (-v)."""
+    return [Text(f"{r.case.name}: ") + t if isinstance(t, Text) and i == 0 else t
+            for r in results for c in r.checks if not c.passed
+            for i, t in enumerate(failure_lines(r, c))]
+
+
+def print_table(results: list[CaseResult], console: Console, verbose: bool = False, lang: str | None = None,
+                footer=()) -> None:
+    """The findings, each with the detail of one case showing it; a line per case with the
+    relative errors of out, dx, dw and db; notes; the summary; `footer` lines last. With verbose
+    (or a single case) every case's full table and every failure in full too."""
+    with use(lang):
+        found = findings(results)
+        parts = [p for i, f in enumerate(found, 1) for p in finding_lines(i, f)]
+        if found:
+            parts.append(Text())
+        if verbose or len(results) == 1:
+            parts += [p for r in results for p in (case_header(r), table(r))] + details(results)
+            rest = []
+        else:
+            rest = [Text(_("relative error, as the notebook prints it: max |a - b| / max(1e-8, |a| + |b|)"),
+                         style="dim"), *case_lines(results, numbers(results, found), console.width)]
+        rest += [*notes_lines(results), summary(results), *(Text(tr(x)) for x in footer)]
+        if found and not (verbose or len(results) == 1):
+            parts += evidence(found, console, SCREEN - height(parts + rest, console))
+        console.print(Group(*parts, *rest))
 
 
 # -- JUnit XML --------------------------------------------------------------------
@@ -206,17 +369,22 @@ def failure_text(c: Check) -> tuple[str, str]:
     """(message, body) of a failed check: what failed, then its worst elements."""
     head = failed_head(c)
     if c.rel_error is not None:
-        head += f" (rel error {_fmt(c.rel_error)}, abs error {_fmt(c.abs_error)})"
-    lines = [f"{c.name} failed: {head}"]
-    lines.extend(f"{worst_line(c, w)}  allowed {w['allowed']:.2e}" for w in c.worst)
+        head += _(" (rel error {rel}, abs error {abs})").format(rel=_fmt(c.rel_error), abs=_fmt(c.abs_error))
+    lines = [_("{check} failed: {what}").format(check=c.name, what=head)]
+    lines.extend(worst_line(c, w) + _("  allowed {allowed:.2e}").format(allowed=w["allowed"]) for w in c.worst)
     if c.taylor:
-        lines.append(f"  Taylor test: {c.taylor['verdict']}")
+        lines.append(_("  Taylor test: {verdict}").format(verdict=c.taylor["verdict"]))
     return head, "\n".join(lines)
 
 
-def to_junit(results: list[CaseResult]) -> str:
+def to_junit(results: list[CaseResult], lang: str | None = None) -> str:
     """JUnit XML: one testcase per case and check (classname = case, name = check), a failure
-    for a failed check, an error for a case whose layer raised."""
+    for a failed check, an error for a case whose layer raised. English unless lang is given."""
+    with use(lang):
+        return _junit(results)
+
+
+def _junit(results: list[CaseResult]) -> str:
     suite = ET.Element("testsuite", name="cnncheck")
     counts = {"tests": 0, "failures": 0, "errors": 0}
     for r in results:
@@ -231,7 +399,7 @@ def to_junit(results: list[CaseResult]) -> str:
             elif not c.passed:
                 counts["failures"] += 1
                 message, body = failure_text(c)
-                body += "".join(f"\nhint: {h}" for h in hints_of(r))
+                body += "".join("\n" + _("hint: {hint}").format(hint=tr(h)) for h in hints_of(r))
                 ET.SubElement(tc, "failure", message=message, type="CheckFailure").text = body
     suite.attrib.update({k: str(v) for k, v in counts.items()},
                         skipped="0", time=f"{sum(r.seconds for r in results):.6f}")

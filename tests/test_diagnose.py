@@ -1,9 +1,11 @@
 """Hints from evidence, the heat map, and the case runner (jobs, timeouts, crashes)."""
 import dataclasses
+import io
 import os
 import time
 
 import pytest
+from rich.console import Console
 
 from cnncheck import diagnose, layers, report
 from cnncheck.evidence import Pattern
@@ -89,7 +91,7 @@ def test_heat_map_shows_where_the_error_sits():
     assert len(big) == 20 and all(r == " " * 38 + "██" for r in big)  # 60x100 pooled to 20x20
 
 
-def test_details_render_worst_elements_heat_map_hint_and_notes():
+def test_details_render_worst_elements_heat_map_and_the_report_its_hint_and_notes():
     case = default_suite("conv")[0]
     chk = Check("dx", False, failed=1, elements=300, error_map=[[0.0, 2.0], [0.0, 0.0]],
                 worst=[{"index": [0, 1, 2, 3], "analytic": 1.5, "numerical": 0.5}])
@@ -97,7 +99,10 @@ def test_details_render_worst_elements_heat_map_hint_and_notes():
     text = "\n".join(str(t) for t in report.details([r]))
     assert "at [0, 1, 2, 3]: analytic  1.50000000e+00  numerical  5.00000000e-01" in text
     assert "    |  ██|\n    |    |" in text
-    assert "hint: a hint" in text and "note: a note" in text
+    console = Console(file=io.StringIO(), width=100)
+    report.print_table([r, dataclasses.replace(r, checks=[Check("dx", True)], hint=None)], console)
+    out = console.file.getvalue()
+    assert out.startswith(" 1  a hint") and "note: a note" in out and "(in 2 of 2 cases)" not in out
 
 
 # -- the runner ----------------------------------------------------------------------------

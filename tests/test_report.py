@@ -5,6 +5,8 @@ Broken files are correct files with one bug or several, written at test time fro
 (ties where there are none, the backward for a forward fault).
 """
 import json
+import os
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -13,13 +15,18 @@ from cnncheck import diagnose, report
 from cnncheck.case import Case
 from cnncheck.cli import main
 from cnncheck.gradcheck import CaseResult, Check, check_case
-from cnncheck.sandbox.impl import load
+from cnncheck.sandbox.detect import load
 from cnncheck.layers import max_pool
 from cnncheck.suites import default_suite
 from students.bugs import BY_NAME, MANY_BY_NAME, write_bug, write_bugs
 
 S = "tests/students/"
 SCREEN = 25  # lines
+
+
+@pytest.fixture(autouse=True)
+def terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")  # a student's terminal
 
 
 def run(*args):
@@ -134,15 +141,30 @@ def test_a_dx_empty_at_pad_0_and_a_window_off_by_its_area_in_avg_pool():
 # -- the table ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("command, path", [("conv", S + "conv/correct.py"), ("pool", S + "pool/correct.py"),
                                            ("conv", S + "good_vectorized.py")])
-def test_a_passing_file_fits_on_one_screen_with_a_line_per_case(command, path):
+def test_a_passing_file_fits_on_one_screen_with_a_line_per_case_and_its_figures(command, path):
     result = run(command, "--impl", path)
     lines = result.stdout.splitlines()
+    suite = default_suite("conv" if command == "conv" else "max_pool")
     assert result.exit_code == 0 and len(lines) <= SCREEN, result.stdout
-    assert sum(line.startswith("pass  ") for line in lines) == len(default_suite("conv" if command == "conv" else "max_pool"))
-    assert "hint" not in result.stdout and lines[-1].startswith(f"{len(lines) - 1} cases")
+    rows = [line for line in lines if line.startswith("pass  ")]
+    assert len(rows) == len(suite) and "hint" not in result.stdout
+    grads = ("out", "dx", "dw", "db") if command == "conv" else ("out", "dx")
+    assert all(re.search(r"  ".join(rf"{g} \d\.\d\de[-+]\d\d" for g in grads) + "$", row) for row in rows), rows
+    assert "max |a - b| / max(1e-8, |a| + |b|)" in lines[0] and lines[len(suite) + 1].startswith(f"{len(suite)} cases")
     verbose = run(command, "--impl", path, "-v").stdout.splitlines()
-    assert sum("rel error" in line for line in verbose) == len(lines) - 1
+    assert sum("rel error" in line for line in verbose) == len(suite)
     assert not any(line.startswith("pass  ") for line in verbose)
+
+
+def test_a_passing_whole_file_prints_the_notebooks_numbers_in_one_line_per_case():
+    result = run("check", S + "good_loops.py")  # conv, max pool and avg pool
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0 and len(lines) <= 30
+    doc = json.loads(run("check", S + "good_loops.py", "--format", "json").stdout)
+    first = next(line for line in lines if "conv notebook backward" in line)
+    case = doc["cases"][[c["name"] for c in doc["cases"]].index("conv notebook backward")]
+    for k in case["checks"][:4]:  # the relative error as the course computes it, to three digits
+        assert f"{k['name']} {k['rel_error']:.2e}" in first
 
 
 def test_a_single_case_keeps_its_table():
@@ -151,13 +173,48 @@ def test_a_single_case_keeps_its_table():
     assert not any(line.startswith("pass  ") for line in result.stdout.splitlines())
 
 
-def test_failing_cases_show_their_table_worst_elements_and_hints_above_the_summary(tmp_path):
-    result = run("conv", "--impl", write_bugs("conv/unpad_and_dw_stride.py", tmp_path))
-    out = result.stdout
-    assert out.count("rel error") == 6 and sum(line.startswith("pass  ") for line in out.splitlines()) == 5
-    assert "analytic" in out and "|analytic - numerical| by (HH, WW), summed over F and C:" in out
-    tail = out.split("hint:", 1)[1]
-    assert "at [" not in tail and out.splitlines()[-1].startswith("11 cases")  # hints last, then the summary
+def test_a_failing_report_opens_with_its_findings_then_one_case_for_each(tmp_path, monkeypatch):
+    path = write_bugs("conv/unpad_and_dw_stride.py", tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")  # the path in one line
+    out = run("conv", "--impl", path).stdout
+    lines = out.splitlines()
+    assert lines[0].startswith(" 1  fails only at stride > 1, in dw") and "at unpad_and_dw_stride.py:39" not in out
+    assert f"    at {path}:39  dx = dx_pad[:, :, pad:-pad, pad:-pad]  ·  every pad-0 case (3 of 11 conv cases)" in out
+    assert any(line.startswith(" 2  dx is empty at pad 0") for line in lines[:8])
+    assert "    every case with stride > 1 (5 of 11 conv cases)" in out
+    assert out.count("[1] conv notebook forward") == 1 and out.count("[2] conv pad 0") == 1
+    assert "dw failed: 144 of 144 elements" in out and "(HH, WW), summed over F and C:" in out
+    assert sum(line.startswith(("pass  ", "FAIL  ")) for line in lines) == 11
+    assert "FAIL  conv 2x2 kernel stride 2, no overlap" in out
+    assert len(lines) <= 40 and any(line.startswith("11 cases, 55 checks") for line in lines[-2:])
+    verbose = run("conv", "--impl", path, "-v").stdout
+    assert verbose.count("rel error") == 11 and verbose.startswith(" 1  fails only at stride > 1")
+
+
+@pytest.mark.parametrize("name", sorted(MANY_BY_NAME))
+def test_every_fault_of_a_file_stands_in_the_first_lines_of_one_screen(name, tmp_path, monkeypatch):
+    """As a student runs it, from the file's folder, in a 100-column terminal."""
+    bugs = MANY_BY_NAME[name]
+    path = write_bugs(name, tmp_path)
+    monkeypatch.chdir(os.path.dirname(path))
+    result = run("check", os.path.basename(path))
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 1 and len(lines) <= 40, result.stdout
+    top = " ".join(" ".join(lines[:SCREEN]).split())
+    for phrase in bugs.hints:
+        assert phrase in top, (phrase, result.stdout)
+
+
+def test_findings_in_json_name_their_text_line_cases_and_layer(tmp_path):
+    path = write_bugs("conv/unpad_and_dw_stride.py", tmp_path)
+    doc = json.loads(run("conv", "--impl", path, "--format", "json").stdout)
+    first, second = doc["findings"]
+    assert first["text"].startswith("fails only at stride > 1, in dw") and first["layer"] == "conv"
+    assert first["pattern"] == "every case with stride > 1 (5 of 11 conv cases)" and len(first["cases"]) == 5
+    assert second["where"] == f"{path}:39" and second["line"] == 39 and second["kind"] == "hint"
+    assert second["code"] == "dx = dx_pad[:, :, pad:-pad, pad:-pad]"
+    assert second["cases"] == [c["name"] for c in doc["cases"] if any(h.startswith("dx is empty") for h in c["hints"])]
+    assert second["evidence"] == {"case": "conv pad 0", "checks": ["dx"]}
 
 
 def test_json_and_junit_keep_every_detail(tmp_path):
