@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from cnncheck import layers
 from cnncheck.case import Case
-from cnncheck.config import build_case, load_cases
-
-# flags that set the geometry: with one of them the flags describe a single case instead
-GEOMETRY = ("x_shape", "w_shape", "stride", "pad", "pool_height", "pool_width")
+from cnncheck.config import GEOMETRY, build_case, load_cases  # noqa: F401  GEOMETRY: flags that set the
+# geometry; with one of them the flags describe a single case instead
 
 
 def default_suite(layer: str, protocol: str = "") -> list[Case]:
