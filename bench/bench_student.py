@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from cnncheck.sandbox.impl import load  # noqa: E402
+from cnncheck.sandbox.detect import load  # noqa: E402
 from cnncheck.runner import run_cases  # noqa: E402
 from cnncheck.suites import default_suite  # noqa: E402
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from cnncheck.sandbox import process as worker
 from cnncheck.case import Case
 from cnncheck.gradcheck import check_case
-from cnncheck.sandbox.impl import load
+from cnncheck.sandbox.detect import load
 from cnncheck.suites import default_suite
 
 worker.keep_freed_memory()  # the in-process side keeps freed memory, as the command line does

@@ -28,9 +28,14 @@ estimate over every output. Conv and pooling are piecewise linear, so truncation
 error is nil away from kinks. Max-pool kinks (x_i +- h changes a window's winner,
 or the one-sided differences disagree) are counted and left out of the verdict.
 
-The forward itself is judged at the base input and at the first FORWARD_POINTS perturbed
-inputs of each parameter (their outputs exist already): against the reference, and for
-responding at all (a forward that returns the same output for a different x is a fault).
+The forward itself is judged at the base input and at FORWARD_POINTS perturbed inputs of
+each parameter drawn at random from every call the check made, the element-wise fallback's
+included (their outputs exist already; the draw comes from the operating system, so the
+code cannot tell which calls are compared): against the reference, and for responding at
+all (a forward that returns the same output for a different x is a fault). Where the
+inputs have no kinks, the gradients are also compared with the reference's backward at the
+same inputs: a forward that steers its own numerical gradient cannot pass.
+Every number is screened here: a comparison with a non-finite side never passes.
 """
 from __future__ import annotations
 
@@ -42,20 +47,22 @@ import numpy as np
 
 from cnncheck import layers
 from cnncheck.case import Case, make_arrays
+from cnncheck.layers._geometry import _crop, _pad, _window, windows
 from cnncheck.layers.kind import Colour, single
+from cnncheck.i18n import msg
 from cnncheck.protocols import ImplError  # noqa: F401  (re-exported: the checker's error)
 from cnncheck.protocols.functions import FunctionPair
 
 BATCH = 32  # forward calls per message to a worker process
-from cnncheck.layers._geometry import _crop, _pad, _window, windows
 BATCH_BYTES = 8 * 2**20  # outputs per message, at most
 WORST = 5  # worst elements reported per failed gradient
 SPOT_CHECKS = 3  # random colours (besides the first and last) whose structure is verified
-FORWARD_POINTS = 1  # perturbed inputs per parameter at which the forward meets the reference
+FORWARD_POINTS = 2  # perturbed inputs per parameter at which the forward meets the reference
 DENSE_BUDGET = 30.0  # seconds: auto mode runs dense checks under this estimate
 PARAM_OF = {"dx": "x", "dw": "w", "db": "b"}
 NAIVE_OUT_LIMIT = 2_000  # output elements above which the naive reference sees one sample
 CRITERION = "|a - n| <= tolerance * (|a| + |n|) + noise_factor * noise"
+_DRAW = np.random.default_rng()  # seeded by the operating system: which calls are compared
 
 
 class Impl(FunctionPair):
@@ -136,19 +143,21 @@ def rel_error(a, n) -> float:
     a, n = np.asarray(a, np.float64), np.asarray(n, np.float64)
     if a.size == 0:
         return 0.0
-    return float(np.max(np.abs(a - n) / np.maximum(1e-8, np.abs(a) + np.abs(n))))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf on a side: NaN, shown as such
+        return float(np.max(np.abs(a - n) / np.maximum(1e-8, np.abs(a) + np.abs(n))))
 
 
 def compare(name, analytic, numeric, noise, case: Case, kinks=None, method="") -> Check:
     """Element-wise noise-aware verdict with the worst elements and an error map."""
     a = np.asarray(analytic, np.float64)
     n = np.asarray(numeric, np.float64)
-    err = np.abs(a - n)
-    allowed = case.rtol() * (np.abs(a) + np.abs(n)) + case.noise_factor * noise
-    ratio = err / np.maximum(allowed, np.finfo(np.float64).tiny)
+    with np.errstate(invalid="ignore", over="ignore"):  # a non-finite side: NaN ratios, which fail
+        err = np.abs(a - n)
+        allowed = case.rtol() * (np.abs(a) + np.abs(n)) + case.noise_factor * noise
+        ratio = err / np.maximum(allowed, np.finfo(np.float64).tiny)
     if kinks is not None:
         ratio = np.where(kinks, 0.0, ratio)
-    bad = ratio > 1
+    bad = ~(ratio <= 1)  # NaN (an overflowed difference, say) fails
     order = _largest(ratio, WORST if bad.any() else 1)
     worst = [
         {"index": [int(i) for i in np.unravel_index(k, a.shape)], "analytic": float(a.flat[k]),
@@ -194,7 +203,8 @@ class Evaluator:
         self.impl, self.case, self.arrays, self.on_call = impl, case, arrays, on_call
         self.out_shape = case.output_shape()
         self.counts = calls if calls is not None else {"forward": 0}
-        self.kept: dict = {}  # parameter names -> [(replaced arrays, output)]
+        self.kept: dict = {}  # parameter names -> [(replaced arrays, output)], drawn at random
+        self.seen: dict = {}  # parameter names -> calls made
         self.moved: set = set()  # parameter names whose perturbations changed the output
         self.base = None  # the output at the unperturbed input
         self.seconds_per_call = 0.0  # set from the first, unperturbed call
@@ -257,8 +267,12 @@ class Evaluator:
             raise ImplError(f"forward returned out of shape {out.shape} for a perturbed "
                             f"{', '.join(replaced)}")
         key = tuple(replaced)
-        if len(self.kept.setdefault(key, [])) < FORWARD_POINTS:
-            self.kept[key].append(({k: v.copy() for k, v in replaced.items()}, out.astype(np.float64)))
+        kept = self.kept.setdefault(key, [])
+        seen = self.seen[key] = self.seen.get(key, 0) + 1
+        slot = len(kept) if len(kept) < FORWARD_POINTS else int(_DRAW.integers(seen))  # reservoir
+        if slot < FORWARD_POINTS:
+            point = ({k: v.copy() for k, v in replaced.items()}, out.astype(np.float64))
+            kept[slot:slot + 1] = [point]
         if key not in self.moved and not np.array_equal(out, self.base):
             self.moved.add(key)
         return out
@@ -454,27 +468,27 @@ def _verdict(case, gname, analytic, num: Numerical, p, S, method, picks=None) ->
 
 def _spot_elements(shape, rng, k) -> np.ndarray:
     size = int(np.prod(shape))
+    if size == 0:  # an empty batch
+        return np.zeros(0, np.intp)
     return np.unique(np.concatenate([[0, size - 1], rng.randint(0, size, size=k)]))[: k + 2]
 
 
 def _border_elements(shape) -> np.ndarray:
     """Spatial corners, edge midpoints and centre, in the first and last sample/channel/filter."""
     grid = np.zeros(shape, bool)
+    if grid.size == 0:  # an empty batch: no element to pick
+        return np.flatnonzero(grid)
     ix = [sorted({0, s - 1}) for s in shape[:-2]] + [sorted({0, s // 2, s - 1}) for s in shape[-2:]]
     grid[np.ix_(*ix)] = True
     return np.flatnonzero(grid)
 
 
-    if size == 0:  # an empty batch
-        return np.zeros(0, np.intp)
 def projection(f: Evaluator, case, grads, base, dout, T, rng, budget) -> dict[str, Check]:
     """v . J u against u . (J^T v) along random directions u (v = dout), per gradient.
 
     One direction moves x, w and b together (a conv is bilinear, so the centred difference
     is still exact); when that fails, each gradient is projected alone, and a failing one
     is located by a dense check where affordable (else sparse).
-    if grid.size == 0:  # an empty batch: no element to pick
-        return np.flatnonzero(grid)
     """
     names = list(grads)
     joint = _project(f, case, grads, names, dout, T, rng)
@@ -533,7 +547,7 @@ def _locate(chk: Check, f, case, gname, analytic, base, dout, T, rng, budget) ->
     if not where.method.split("located by ")[1].startswith("dense"):
         where.passed = False
     if where.passed:
-        where.message = "the projection failed, but every element passes the dense check"
+        where.message = msg("the projection failed, but every element passes the dense check")
     return where
 
 
@@ -597,6 +611,26 @@ def out_check(case: Case, out, reference: Impl, arrays: dict, rscale) -> Check:
                    method=method)
 
 
+def against_reference(case: Case, reference: Impl, arrays: dict, dout, checks: list, grads: dict) -> None:
+    """Gradients that passed against numerical gradients of the code's own forward, held to
+    the reference's backward at the same inputs too (where no input sits at a kink), with the
+    same allowance (the check's largest noise): the first that differs replaces its check,
+    with a message naming the forward."""
+    if case.kind.kinks and _tied(case, arrays["x"], 0.0).any():
+        return
+    forward(reference, case, arrays)
+    want = backward(reference, case, dout)
+    for k, chk in enumerate(checks):
+        if chk.name not in want or not chk.passed or chk.name not in grads:
+            continue
+        ref = compare(chk.name, grads[chk.name], want[chk.name], chk.noise or 0.0, case,
+                      method="vs reference backward")
+        if not ref.passed:
+            ref.message = msg("your {q} matches numerical gradients of your own forward but not the reference "
+                              "backward: your forward differs from the reference where it was not compared", q=chk.name)
+            checks[k] = ref
+
+
 def forward_points(f: Evaluator, case: Case, reference: Impl, base, rscale) -> Check | None:
     """The forward at the perturbed inputs the check kept: the first failure, else None.
 
@@ -616,9 +650,9 @@ def forward_points(f: Evaluator, case: Case, reference: Impl, base, rscale) -> C
                 continue
             what = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
             chk.method += f" at a perturbed {what}"
-            chk.message = (f"your forward returned the same output for a different {what}"
+            chk.message = (msg("your forward returned the same output for a different {what}", what=what)
                            if np.array_equal(out, base) else
-                           f"your forward disagrees with the reference at a perturbed {what}")
+                           msg("your forward disagrees with the reference at a perturbed {what}", what=what))
             return chk
     return None
 
@@ -631,6 +665,11 @@ def check_case(case: Case, impl: Impl | None = None, reference: Impl | None = No
     like a peer's test setup, is not counted.
     """
     arrays = make_arrays(case)
+    if hasattr(impl, "ready"):  # a worker (re)started now is not counted as the code's time
+        try:
+            impl.ready(case)
+        except ImplError:
+            pass  # the first call says so
     start = time.perf_counter()
     fast = builtin(case.layer)
     impl = impl or fast
@@ -638,13 +677,14 @@ def check_case(case: Case, impl: Impl | None = None, reference: Impl | None = No
     reference = reference or (builtin(case.layer, fast=False) if impl.label == fast.label else fast)
     result = CaseResult(case, case.output_shape())
     if not case.exact():
-        result.notes.append("the output size division is not exact: outside CS231n's contract"
-                            " (sizes are floored, as PyTorch does)")
+        result.notes.append(msg("the output size division is not exact: outside CS231n's contract"
+                                " (sizes are floored, as PyTorch does)"))
     if isinstance(case.param()["stride"], list) or isinstance(case.param().get("pad"), list):
-        result.notes.append("stride or pad is an [h, w] pair: outside CS231n's contract"
-                            " (its layers take one int for both)")
+        result.notes.append(msg("stride or pad is an [h, w] pair: outside CS231n's contract"
+                                " (its layers take one int for both)"))
     try:
-        _run(case, arrays, impl, reference, result, on_call, on_estimate, budget)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge outputs: screened, never warned of
+            _run(case, arrays, impl, reference, result, on_call, on_estimate, budget)
     except ImplError as e:
         result.error = str(e)
     result.seconds = time.perf_counter() - start
@@ -659,9 +699,9 @@ def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
     expected = case.output_shape()
     if out.shape != expected:
         swapped = out.shape == (*expected[:2], *expected[:1:-1])
-        why = "H' and W' swapped" if swapped else "1 + (H + 2*pad - HH) // stride"
-        result.checks.append(Check("out", False, message=f"output shape {out.shape}, expected "
-                                   f"{expected}: {why}"))
+        why = msg("H' and W' swapped") if swapped else "1 + (H + 2*pad - HH) // stride"
+        result.checks.append(Check("out", False, message=msg("output shape {shape}, expected {expected}: {hint}",
+                                                             shape=out.shape, expected=expected, hint=why)))
         return
     result.calls["forward"] = 1
     result.colour_minimum = colour_minimum(case)
@@ -672,12 +712,12 @@ def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
     result.calls["backward"] += 1
     grads = backward(impl, case, dout)  # a backward that raises still leaves `out` shown
     shaped = {g: a for g, a in grads.items() if a.shape == arrays[PARAM_OF[g]].shape}
-    wrong = {g: Check(g, False, message=f"{g} has shape {a.shape}, expected "
-                      f"{arrays[PARAM_OF[g]].shape}", method="shape")
+    wrong = {g: Check(g, False, message=msg("{q} has shape {shape}, expected {expected}", q=g, shape=a.shape,
+                                            expected=arrays[PARAM_OF[g]].shape), method="shape")
              for g, a in grads.items() if g not in shaped}
     if not result.checks[-1].passed:
-        result.notes.append("the gradients are checked against numerical gradients of your own "
-                            "forward, which does not match the reference: fix `out` first")
+        result.notes.append(msg("the gradients are checked against numerical gradients of your own "
+                                "forward, which does not match the reference: fix `out` first"))
     secs = mode_calls(case, "dense") * f.seconds_per_call  # what a dense check would take
     mode = case.mode if case.mode != "auto" else ("dense" if secs <= budget else "projection")
     if on_estimate and shaped:
@@ -694,10 +734,11 @@ def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
             add_taylor(chk, f, case, g, grads[g], base, dout64, T)
         result.checks.append(chk)
     case.kind.finish(case, found, grads, dout)
+    against_reference(case, reference, arrays, dout, result.checks, grads)
     if result.checks[0].passed:  # the forward met the reference at the base input: and elsewhere?
         # the base input met the reference given; the other points meet the fast one (itself
         # held to the naive one by the tests), so our own layers need no naive run per point
         result.checks[0] = forward_points(f, case, builtin(case.layer), base, rscale) or result.checks[0]
     if case.mode == "auto" and mode != "dense":
-        result.notes.append(f"auto mode: a dense check would take about {secs:.0f} s;"
-                            " ran projection plus sparse checks instead")
+        result.notes.append(msg("auto mode: a dense check would take about {secs} s;"
+                                " ran projection plus sparse checks instead", secs=f"{secs:.0f}"))

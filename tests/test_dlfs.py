@@ -12,7 +12,8 @@ import pytest
 
 from cnncheck.case import Case
 from cnncheck.gradcheck import check_case, make_arrays
-from cnncheck.sandbox.impl import ImplLoadError, import_spec, load
+from cnncheck.sandbox.detect import load
+from cnncheck.sandbox.impl import ImplLoadError, import_spec
 from cnncheck.protocols import ImplError
 from cnncheck.protocols.classes import LayerClass
 from cnncheck.sandbox.detect import adapters

@@ -256,7 +256,7 @@ def test_book_pad_is_an_int():
 
 def test_the_books_own_util_passes_and_its_equals_variant_fails(tmp_path, monkeypatch):
     """The official common/util.py (tests/books/dlfs), found by its function names."""
-    from cnncheck.sandbox.impl import load as load_impl
+    from cnncheck.sandbox.detect import load as load_impl
     from cnncheck.suites import default_suite
 
     source = (Path(__file__).parent / "books" / "dlfs" / "common" / "util.py").read_text()

@@ -8,7 +8,8 @@ import pytest
 import cnncheck.layers
 from cnncheck.case import Case
 from cnncheck.gradcheck import ImplError, check_case
-from cnncheck.sandbox.impl import ImplLoadError, load
+from cnncheck.sandbox.detect import load
+from cnncheck.sandbox.impl import ImplLoadError
 
 STUDENTS = "tests/students"
 CASE = Case("conv", (2, 3, 5, 5), (2, 3, 3, 3), stride=(1, 1), pad=(1, 1))

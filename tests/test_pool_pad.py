@@ -274,7 +274,7 @@ def test_the_books_own_pooling_fails_with_padding_and_passes_without(monkeypatch
     """The official code (tests/books/dlfs), through the book's-classes adapter."""
     from pathlib import Path
 
-    from cnncheck.sandbox.impl import load
+    from cnncheck.sandbox.detect import load
 
     root = Path(__file__).parent / "books" / "dlfs"
     monkeypatch.chdir(root)  # the reader's repository root

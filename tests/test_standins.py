@@ -11,7 +11,8 @@ import pytest
 
 from cnncheck.case import Case
 from cnncheck.gradcheck import check_case
-from cnncheck.sandbox.impl import ImplLoadError, load
+from cnncheck.sandbox.detect import load
+from cnncheck.sandbox.impl import ImplLoadError
 
 CASE = Case("conv", (2, 3, 5, 5), (2, 3, 3, 3), stride=(1, 1), pad=(1, 1))
 LAYERS = """

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cnncheck.cli import main
-from cnncheck.sandbox.impl import load
+from cnncheck.sandbox.detect import load
 from cnncheck.case import make_arrays
 from cnncheck.suites import default_suite
 from students.bugs import BUGS, BY_NAME, write_bug

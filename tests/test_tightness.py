@@ -111,6 +111,10 @@ def test_a_correct_pair_that_reads_within_its_colour_passes_element_by_element()
         dx[:, :, 6:] -= g[:, None]
         return dx, dw, db
 
-    result = check_case(CONV, Impl(impl.forward, backward, "knows its term"))
+    pair = Impl(impl.forward, backward, "knows its term")
+    result = check_case(CONV, pair, reference=pair)  # its own reference: only the numerics judge it
     assert result.passed, [(c.name, c.method, c.margin) for c in result.checks]
     assert "element-wise" in checks(result)["dx"].method
+    # against cnncheck's conv the pair is no conv: its dx is not the reference backward's
+    dx = checks(check_case(CONV, pair))["dx"]
+    assert not dx.passed and dx.method == "vs reference backward" and "your forward differs" in dx.message

@@ -38,7 +38,7 @@ def one_line(e: BaseException) -> str:
 
 
 def with_hint(text: str) -> str:
-    from cnncheck.diagnose import error_hint  # diagnose reads results, which come from here
+    from cnncheck.protocols.hints import error_hint
     hint = error_hint(text)
     return f"{text} (hint: {hint})" if hint else text
 

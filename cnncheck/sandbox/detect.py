@@ -13,9 +13,10 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import types
 
 from cnncheck import layers
-from cnncheck.sandbox.impl import ImplLoadError, functions_of, load_error, load_notes
+from cnncheck.sandbox.impl import ImplLoadError, functions_of, import_spec, load_error, load_notes
 from cnncheck.layers.kind import ChannelsLast, Classes, Functions
 from cnncheck.protocols.classes import LayerClass
 from cnncheck.protocols.dlai import ChannelsLastPair
@@ -214,3 +215,22 @@ def _defines(module) -> str:
     parts = [f"{what} {', '.join(names[:8])}{', ...' if len(names) > 8 else ''}"
              for what, names in (("classes", classes), ("functions", functions)) if names]
     return f"it defines {'; '.join(parts)}" if parts else "it defines no class or function"
+
+
+def load(spec: str | types.ModuleType, layer: str, forward: str | None = None,
+         backward: str | None = None, *, protocol: str | None = None, class_name: str | None = None):
+    """The student's adapter for `layer` ("conv", "max_pool", "avg_pool"), to run in this
+    process (the judge runs student code in a worker: cnncheck.sandbox.process): a FunctionPair for
+    CS231n functions, a LayerClass for the book's classes.
+
+    spec: a path to a .py file (or a directory holding layers.py), a dotted module name, or a
+    module. forward/backward: function names; defaults are the CS231n ones, and a forward
+    named *_forward_* alone implies the matching *_backward_*. protocol: "cs231n" or "dlfs"
+    (default: what the file defines). class_name: the class to check (the book's protocol).
+    Raises ImplLoadError when the code cannot be loaded or lacks the layer.
+    """
+    layers.get(layer)
+    module, root = import_spec(spec)
+    label = spec.__name__ if isinstance(spec, types.ModuleType) else spec
+    return adapters(module, root, label, wanted=[layer], protocol=protocol, forward=forward,
+                    backward=backward, class_name=class_name)[layer]

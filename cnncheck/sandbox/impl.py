@@ -24,8 +24,7 @@ import traceback
 import types
 
 
-from cnncheck import layers
-from cnncheck.diagnose import habits_note, relative_import_hint
+from cnncheck.protocols.hints import habits_note, relative_import_hint
 from cnncheck.protocols.functions import FunctionPair, student_code
 from cnncheck.protocols.where import is_student as _is_student, one_line as _one_line, show as _show
 from cnncheck.protocols.where import LIBRARY_DIRS, PACKAGE
@@ -474,26 +473,6 @@ class _Notes:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
-
-
-def load(spec: str | types.ModuleType, layer: str, forward: str | None = None,
-         backward: str | None = None, *, protocol: str | None = None, class_name: str | None = None):
-    """The student's adapter for `layer` ("conv", "max_pool", "avg_pool"), to run in this
-    process (the judge runs student code in a worker: cnncheck.sandbox.process): a FunctionPair for
-    CS231n functions, a LayerClass for the book's classes.
-
-    spec: a path to a .py file (or a directory holding layers.py), a dotted module name, or a
-    module. forward/backward: function names; defaults are the CS231n ones, and a forward
-    named *_forward_* alone implies the matching *_backward_*. protocol: "cs231n" or "dlfs"
-    (default: what the file defines). class_name: the class to check (the book's protocol).
-    Raises ImplLoadError when the code cannot be loaded or lacks the layer.
-    """
-    from cnncheck.sandbox.detect import adapters  # detect builds on this module
-    layers.get(layer)
-    module, root = import_spec(spec)
-    label = spec.__name__ if isinstance(spec, types.ModuleType) else spec
-    return adapters(module, root, label, wanted=[layer], protocol=protocol, forward=forward,
-                    backward=backward, class_name=class_name)[layer]
 
 
 def functions_of(module, kind, label, forward=None, backward=None, impl=None, spec=None) -> FunctionPair:
