@@ -24,10 +24,10 @@ class BadReply(ValueError):
     """The worker sent something that is not a reply of the schema."""
 
 
-def printable(text) -> str:
+def printable(text, limit: int = TEXT_LIMIT) -> str:
     """Text from the code under check, safe to show anywhere: every control character but
     newline and tab (and the C1 range, and lone surrogates) as a visible escape."""
-    text = str(text)[:TEXT_LIMIT]
+    text = str(text)[:limit]
     return "".join(c if (c.isprintable() or c in "\n\t") else repr(c)[1:-1] for c in text)
 
 

@@ -98,7 +98,7 @@ def _works(level: str) -> bool:
     if level == "uid" and os.geteuid() != 0:
         return False
     try:
-        cmd = wrapper(level) + [sys.executable, "-I", "-c", "import numpy"]
+        cmd = wrapper(level) + [sys.executable, "-I", "-S", "-c", "pass"]
         done = subprocess.run(cmd, env=ENV, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, preexec_fn=preexec(level, None),
                               start_new_session=True, timeout=30)

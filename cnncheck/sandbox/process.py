@@ -275,7 +275,7 @@ class Worker:
         with self._lock:
             printed, dropped, self._printed, self._dropped = bytes(self._printed), self._dropped, bytearray(), 0
         if printed:
-            _show_printed(self.label, printed.decode("utf-8", "replace"), dropped)
+            _show_printed(self.label, channel.printable(printed.decode("utf-8", "replace"), len(printed)), dropped)
         return taken
 
     # -- transport ------------------------------------------------------------------------
