@@ -26,7 +26,7 @@ from cnncheck.sandbox import process as worker
 from cnncheck.config import ConfigError, load_cases
 from cnncheck.gradcheck import CaseResult
 from cnncheck.sandbox.impl import ImplLoadError
-from cnncheck.suites import cases_for
+from cnncheck.suites import GEOMETRY, cases_for, for_protocols
 
 
 class Report:
@@ -107,8 +107,9 @@ def _run(w: worker.Worker, wanted, config, overrides, jobs=1, on_progress=None) 
         except ImplLoadError as e:
             return Report(w.label, [], error=str(e))
         names = [n for n in layers.KINDS if n in found and (wanted is None or n in wanted)]
-        cases = _cases(names, config, overrides)
         impls = {n: w.for_layer(n) for n in names}
+        fresh = config is None and not set(GEOMETRY) & set(overrides)
+        cases = for_protocols(_cases(names, config, overrides), impls, suite=fresh)
         results = runner.run_cases(cases, impls, w.timeout, jobs, on_progress=on_progress)
         label = w.labels[names[0]] if len(names) == 1 else w.label
         source = w.source if isinstance(w.source, str) and os.path.isfile(w.source) else None

@@ -95,8 +95,9 @@ def common_options(f):
                      help="Backward function name (default: the one matching --forward)."),
         click.option("--config", "configs", multiple=True, metavar="FILE",
                       help="YAML config file (repeatable). Without one, the embedded default runs."),
-        click.option("--protocol", type=click.Choice(["cs231n", "dlfs"]),
-                     help="How --impl's layers are called (default: detected from what the file defines)."),
+        click.option("--protocol", type=click.Choice(["cs231n", "dlfs", "dlai"]),
+                     help="How --impl's layers are called (default: detected from what the file defines; "
+                          "dlai: the Deep Learning Specialization's conv_forward(A_prev, W, b, hparameters))."),
         click.option("--class", "class_name", metavar="NAME",
                      help="The layer class to check in --impl (the book's protocol), e.g. Pooling."),
         click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
@@ -155,7 +156,10 @@ def run(command: str, opts: dict) -> None:
     except ConfigError as e:
         raise UserError(str(e)) from None
     try:
-        results = check_all(cases, load_impls(cases, opts), opts["timeout"], opts["jobs"])
+        impls = load_impls(cases, opts)
+        fresh = bool(opts["impl"]) and not opts["configs"] and not set(suites.GEOMETRY) & set(overrides(opts))
+        cases = suites.for_protocols(cases, impls, suite=fresh)  # the Deep Learning Specialization's suite
+        results = check_all(cases, impls, opts["timeout"], opts["jobs"])
         results = diagnose.diagnose(results, source=_file(opts["impl"]))
     finally:
         worker.shutdown()  # every worker is gone before the verdict is written
@@ -304,7 +308,7 @@ def im2col(**opts):
 @click.argument("path", metavar="FILE")
 @click.option("--config", "configs", multiple=True, metavar="FILE",
               help="YAML config file (repeatable): its cases of the file's layers run instead of the default suites.")
-@click.option("--protocol", type=click.Choice(["cs231n", "dlfs"]),
+@click.option("--protocol", type=click.Choice(["cs231n", "dlfs", "dlai"]),
               help="How the file's layers are called (default: detected).")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=worker.DEFAULT_TIMEOUT,
               show_default=True, metavar="SECONDS", help="Wall time per case.")

@@ -24,12 +24,14 @@ def default_suite(layer: str, protocol: str = "") -> list[Case]:
             for name, fields in suite]
 
 
-def for_protocols(cases: list[Case], protocols: dict, suite: bool) -> list[Case]:
-    """The cases in the protocol each layer's code was found to have ({layer: protocol}): the
-    protocol's own default suite in place of the record's (when `suite`), each case tagged."""
+def for_protocols(cases: list[Case], impls, suite: bool) -> list[Case]:
+    """The cases in the protocol each layer's code was found to have (impls: {layer: adapter},
+    None for cnncheck's own): the protocol's own default suite in place of the record's (when
+    `suite`), each case tagged with it."""
+    from cnncheck.protocols.dlai import protocol_of  # what the adapter's label says
     out = []
     for layer in dict.fromkeys(c.layer for c in cases):
-        protocol = protocols.get(layer, "")
+        protocol = protocol_of(getattr((impls or {}).get(layer), "label", ""))
         mine = [c for c in cases if c.layer == layer]
         if suite and protocol and getattr(layers.get(layer).protocols.get(protocol), "suite", None):
             settings = {k: v for k, v in vars(mine[0]).items()

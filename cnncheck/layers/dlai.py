@@ -78,11 +78,13 @@ def _yours(c) -> list:
 
 
 def _bias_in_sum(r, c) -> bool:
-    """Z - reference = b * (f * f * n_C_prev - 1) at the worst elements: b added to every product."""
+    """Z - reference = b * (f * f * n_C_prev - 1) at the worst elements (b * f * f * n_C_prev
+    where b is added once more after the sum): b added to every product."""
     if c is None or is_shape(c) or not c.worst:
         return False
     b, K = _arrays(r.case)["b"], r.case.kind.reduction(r.case)
-    return all(np.isclose(mine - ref, b[i[1]] * (K - 1), rtol=1e-6, atol=1e-9) for i, mine, ref in _yours(c))
+    return any(all(np.isclose(mine - ref, b[i[1]] * k, rtol=1e-6, atol=1e-9) for i, mine, ref in _yours(c))
+               for k in (K - 1, K))
 
 
 def _pooled_over(how: str):
@@ -144,12 +146,15 @@ CONV_HINTS = (
     Sign("bias in the sum", _bias_in_sum,
          "Z adds b to every product of the window (b counted f * f * n_C_prev times), as the 2017 "
          "notebook's \"Element-wise product ... Add bias\" said and its expected output shows: add b once, "
-         "`Z = np.sum(a_slice_prev * W) + float(b)`", grads=("out",), backward=False,
+         "`Z = np.sum(a_slice_prev * W) + b.item()`", grads=("out",), backward=False,
          line=r"W\s*\)?\s*\+\s*b\b", within=("conv_single_step", "conv_forward")),
     *_signs("conv_backward", "conv_forward"),
     Pattern("pad 0", lambda c: c.pad == (0, 0), UNPAD_TEXT, grads=("dx", ERROR), line=UNPAD, within=("conv_backward",)),
     Pattern("stride", lambda c: max(c.stride) > 1, STRIDE_TEXT, grads=GRADS, line=NO_STRIDE,
             within=("conv_backward",)),
+    Pattern("non-square output", lambda c: c.out_hw()[0] != c.out_hw()[1],
+            "fails only where n_H != n_W: n_W computed from n_H_prev (or h and w swapped)",
+            line=r"n_W\w*\s*=.*n_H_prev", within=("conv_forward",)),
     Pattern("non-square input", nonsquare_input,
             "fails only on non-square inputs: n_H and n_W, or h and w, mixed up (n_W computed from "
             "n_H_prev, a loop over range(n_H) for w?)", line=r"n_W\w*\s*=.*n_H_prev", within=("conv_forward",)),
@@ -167,7 +172,7 @@ def _pool_hints(mode: str) -> tuple:
     own = ([Sign("mask times the input", _mask_times_input,
                  "dA_prev holds A_prev's values: the mask is multiplied by the input slice, not by "
                  "the output gradient: `dA_prev[i, vs:ve, hs:he, c] += mask * dA[i, h, w, c]`",
-                 grads=("dx",), line=r"mask\s*\*\s*a_prev", within=("pool_backward",)),
+                 grads=("dx",), line=r"mask\s*\*\s*a_prev|multiply\(\s*mask\s*,\s*a_prev", within=("pool_backward",)),
             Sign("mask", lambda r, c: not is_shape(c),
                  "each max window's gradient is `create_mask_from_window(a_prev_slice) * dA[i, h, w, c]`, "
                  "added (`+=`) into dA_prev at the window", grads=("dx",), fallback=True)]
