@@ -70,10 +70,10 @@ def best_ms(fns, repeats: int) -> list[float]:
 # -- the cases: (label, cnncheck fwd+bwd, torch fwd+bwd or None) ----------------------
 
 
-def conv_case(x_shape, w_shape, stride, pad, rng):
+def conv_case(x_shape, w_shape, stride, pad, rng, dilation=1, groups=1):
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0])
-    conv_param = {"stride": stride, "pad": pad}
+    conv_param = {"stride": stride, "pad": pad, "dilation": dilation, "groups": groups}
     out, _ = layers.conv_forward_fast(x, w, b, conv_param)
     dout = rng.standard_normal(out.shape)
 
@@ -88,9 +88,10 @@ def conv_case(x_shape, w_shape, stride, pad, rng):
 
         def theirs():
             xt.grad = wt.grad = bt.grad = None
-            TF.conv2d(xt, wt, bt, stride=stride, padding=pad).backward(dt)
+            TF.conv2d(xt, wt, bt, stride=stride, padding=pad, dilation=dilation, groups=groups).backward(dt)
 
-    label = f"conv x{x_shape} w{w_shape} s{stride} p{pad}"
+    extra = (f" d{dilation}" if dilation != 1 else "") + (f" g{groups}" if groups != 1 else "")
+    label = f"conv x{x_shape} w{w_shape} s{stride} p{pad}{extra}"
     return label, ours, theirs
 
 
@@ -134,6 +135,8 @@ def main() -> None:
     cases = [
         conv_case((8, 16, 32, 32), (16, 16, 3, 3), 1, 1, rng),
         conv_case((100, 3, 31, 31), (25, 3, 3, 3), 2, 1, rng),  # the notebook's timing case
+        conv_case((8, 16, 32, 32), (16, 16, 3, 3), 1, 2, rng, dilation=2),  # dilated
+        conv_case((8, 16, 32, 32), (16, 1, 3, 3), 1, 1, rng, groups=16),  # depthwise
         max_pool_case((8, 16, 32, 32), 2, 2, rng),
         max_pool_case((8, 16, 32, 32), 3, 1, rng),
         max_pool_case((100, 3, 32, 32), 2, 2, rng),  # the notebook's timing case

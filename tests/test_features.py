@@ -73,7 +73,7 @@ def mapping(layer, x, w, p, bias) -> dict:
 def write_cases(path, geometries) -> str:
     import yaml
 
-    path.write_text(yaml.safe_dump({"cases": [mapping(*g) for g in geometries]}))
+    path.write_text(yaml.safe_dump({"cases": [{"name": geometry_id(g), **mapping(*g)} for g in geometries]}))
     return str(path)
 
 
@@ -150,8 +150,10 @@ def test_every_geometry_loads_and_names_each_parameter(tmp_path):
         assert result.exit_code == 0, result.output
         doc = json.loads(result.stdout)
         assert doc["passed"]
-        want = [g for g in GEOMETRIES if layers.get(g[0]).command == command]
-        for case, (layer, x, w, p, bias) in zip(doc["cases"], want):
+        named = {geometry_id(g): g for g in GEOMETRIES if layers.get(g[0]).command == command}
+        assert len(doc["cases"]) == len(named)
+        for case in doc["cases"]:
+            layer, x, w, p, bias = named[case["name"]]
             kind = layers.get(layer)
             echoed = case["params"][kind.param_key]
             assert set(echoed) == set(kind.param_keys)
@@ -168,6 +170,10 @@ def test_the_colours_follow_groups_and_dilation():
     (dil,) = load_cases([], "pool", {"x_shape": (1, 1, 9, 9), "pool_height": 2, "pool_width": 2, "stride": 1,
                                      "dilation": 2})
     assert dil.kind.colour_count(dil, "dx") == 9  # windows span 3 rows and 3 columns
+    # dilation 4: rows share a window only 4, 8 apart, so rows 3 apart may share a colour
+    (conv,) = load_cases([], "conv", {"x_shape": (2, 4, 8, 8), "w_shape": (2, 2, 3, 3), "groups": 2,
+                                      "dilation": 4, "stride": (3, 2), "pad": (2, 1)})
+    assert conv.kind.colour_count(conv, "dx") == 3 * 3 * 2
 
 
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=geometry_id)

@@ -147,16 +147,16 @@ def test_the_builtin_layers_equal_torch_on_every_sample_geometry(geometries):
 
 def test_the_command_line_checks_sample_geometries_and_echoes_them(geometries, tmp_path):
     """One config holding every geometry, through each command (a few seconds in all)."""
-    chosen = geometries
+    named = {f"sample {i}": g for i, g in enumerate(geometries)}
     path = tmp_path / "samples.yaml"
-    path.write_text(yaml.safe_dump({"cases": chosen}))
+    path.write_text(yaml.safe_dump({"cases": [{"name": name, **g} for name, g in named.items()]}))
     for command in layers.COMMANDS:
         result = CliRunner().invoke(main, [command, "--config", str(path), "--format", "json"])
         assert result.exit_code == 0, result.output[-2000:]
-        mine = [g for g in chosen if layers.get(g["layer"]).command == command]
         doc = json.loads(result.stdout)
-        assert len(doc["cases"]) == len(mine)
-        for case, g in zip(doc["cases"], mine):
+        assert len(doc["cases"]) == sum(layers.get(g["layer"]).command == command for g in geometries)
+        for case in doc["cases"]:
+            g = named[case["name"]]
             kind = layers.get(g["layer"])
             assert case["passed"], case["name"]
             assert case["params"][kind.param_key] == g[kind.param_key]

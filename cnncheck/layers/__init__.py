@@ -7,9 +7,12 @@ and one matrix product (conv) or one vectorized operation per kernel offset (poo
 
 Every layer follows the same steps: unpack params, compute, build cache, return.
 Geometry follows PyTorch: zero padding on both sides, output sizes rounded down
-(H' = 1 + (H + 2 * pad - HH) // stride), so input rows and columns past the last full
-window take no part in the output and get zero gradient. `stride` and `pad` may each be
-an int or an [h, w] pair. No function modifies its inputs; outputs and gradients have
+(H' = 1 + (H + 2 * pad - dilation * (HH - 1) - 1) // stride; up with a pooling's
+ceil_mode), so input rows and columns past the last full window take no part in the output
+and get zero gradient. `stride`, `pad` and `dilation` may each be an int or an [h, w] pair;
+conv also takes groups, pad 'same' or 'valid' and b = None, average pooling
+count_include_pad and divisor_override (see each layer's docstring and layers._geometry).
+An empty batch (N = 0) gives empty outputs. No function modifies its inputs; outputs and gradients have
 the dtype of the inputs.
 
 Max pooling sends the gradient of a window to its first maximum in row-major window

@@ -14,6 +14,8 @@ forward call and their derivatives read apart (Curtis, Powell and Reid, 1974).
 """
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -93,9 +95,13 @@ def single(shape, flat: int) -> Colour:
     return Colour(np.unravel_index(flat, shape), lambda D: D.sum())
 
 
-def period(k: int, s: int) -> int:
-    """Smallest spacing of input rows whose output windows never overlap."""
-    return s * -(-k // s)
+def period(k: int, s: int, d: int = 1) -> int:
+    """A spacing of input rows whose output windows never overlap: a multiple of the stride
+    past the window's span; with dilation d, also the first spacing from k on that is prime
+    to d (two rows share a window only when d divides their distance, which is then at least
+    d * k, past the span)."""
+    P = s * -(-span(k, d) // s)
+    return min(P, next(q for q in itertools.count(k) if math.gcd(q, d) == 1)) if d > 1 else P
 
 
 def _owners(n_in, n_out, k, s, p, d, start, step):
@@ -111,7 +117,7 @@ def spatial_colours(case, leading: tuple, fold: Callable, cover: Callable = lamb
     (H', W') mask of reached windows to a mask over the output."""
     (H, W), (Ho, Wo) = case.x_shape[2:], case.out_hw()
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = case.kernel, case.stride, case.padding, case.dilation
-    Ph, Pw = period(span(kh, dh), sh), period(span(kw, dw), sw)
+    Ph, Pw = period(kh, sh, dh), period(kw, sw, dw)
     rows = [_owners(H, Ho, kh, sh, ph, dh, rh, Ph) for rh in range(min(Ph, H))]  # the same for every lead
     cols = [_owners(W, Wo, kw, sw, pw, dw, rw, Pw) for rw in range(min(Pw, W))]
     covers = [[_some(cover(R.any(0)[:, None] & Cm.any(0)[None, :])) for Cm in cols] for R in rows]
@@ -129,7 +135,7 @@ def _some(covered: np.ndarray):
 
 def spatial_count(case) -> int:
     (H, W), (kh, kw), (sh, sw), (dh, dw) = case.x_shape[2:], case.kernel, case.stride, case.dilation
-    return min(period(span(kh, dh), sh), H) * min(period(span(kw, dw), sw), W)
+    return min(period(kh, sh, dh), H) * min(period(kw, sw, dw), W)
 
 
 @dataclass(frozen=True)
