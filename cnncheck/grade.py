@@ -379,7 +379,7 @@ def print_table(records: list[dict], console: Console) -> None:
         t.add_column(col, overflow="fold", no_wrap=col in layers)
     for r in records:
         why = f"cannot check: {r['error']}" if r["error"] else failed_cases(r)
-        t.add_row(r["submission"], *(layer_cell(r["layers"][x], r["error"]) if x in r["layers"] else "-" for x in layers),
+        t.add_row(Text(r["submission"]), *(layer_cell(r["layers"][x], r["error"]) if x in r["layers"] else "-" for x in layers),
                   Text(f"{points_text(r['score'])}/{points_text(r['max_score'])}",
                        style="green" if r["score"] == r["max_score"] else "red"),
                   Text(why), f"{r['seconds']:.1f} s")
