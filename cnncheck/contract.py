@@ -12,13 +12,14 @@ import numpy as np
 
 from cnncheck.case import Case, make_arrays
 from cnncheck.gradcheck import Check, ImplError, backward, forward
+from cnncheck.i18n import msg
 
 CRITERION = ("inputs unchanged; backward repeatable and linear in dout: "
              "|g - g'| <= tolerance * max(|g|)")
 
 
 def _changed(arrays: dict, saved: dict, who: str) -> list[str]:
-    return [f"{who} changed {name} in place" for name, a in arrays.items()
+    return [msg("{who} changed {name} in place", who=who, name=name) for name, a in arrays.items()
             if not np.array_equal(a, saved[name], equal_nan=True)]
 
 
@@ -47,20 +48,20 @@ def properties(impl, case: Case) -> list[str]:
     scale = {n: max(float(np.abs(v).max(initial=0.0)), np.finfo(v.dtype).tiny)
              for n, v in g.items() if np.issubdtype(v.dtype, np.floating)}
     if len(scale) < len(g):
-        return problems + ["backward returned gradients that are not floating-point arrays"]
+        return problems + [msg("backward returned gradients that are not floating-point arrays")]
     tol = case.rtol()
     d2 = np.random.RandomState(case.seed + 2).randn(*dout.shape).astype(dout.dtype)
     tests = [  # (what, expected gradients, dout to call backward with)
-        ("backward gives a different answer when called twice with the same cache", g, dout.copy()),
-        ("backward of a zero dout is not zero", _combine(0.0, g), np.zeros_like(dout)),
-        ("backward(2 * dout) != 2 * backward(dout): not linear in dout", _combine(2.0, g), 2 * dout),
-        ("backward(d1 + d2) != backward(d1) + backward(d2): not linear in dout",
+        (msg("backward gives a different answer when called twice with the same cache"), g, dout.copy()),
+        (msg("backward of a zero dout is not zero"), _combine(0.0, g), np.zeros_like(dout)),
+        (msg("backward(2 * dout) != 2 * backward(dout): not linear in dout"), _combine(2.0, g), 2 * dout),
+        (msg("backward(d1 + d2) != backward(d1) + backward(d2): not linear in dout"),
          _combine(1.0, g, 1.0, backward(impl, case, d2.copy())), dout + d2),
     ]
     for what, want, d in tests:
         bad = _differs(want, backward(impl, case, d), scale, tol * (2 if "d2" in what else 1))
         if bad:
-            problems.append(f"{what} ({', '.join(bad)})")
+            problems.append(msg("{hint} ({names})", hint=what, names=", ".join(bad)))
     return problems
 
 
@@ -69,7 +70,7 @@ def check(impl, case: Case) -> Check:
     try:
         problems = properties(impl, case)
     except ImplError as e:
-        problems = [f"a call with the same inputs failed: {e}"]
+        problems = [msg("a call with the same inputs failed: {error}", error=e)]
     return Check("contract", passed=not problems, criterion=CRITERION, noise=0.0,
                  method="unchanged, repeatable, linear",
                  message="; ".join(problems) or None)

@@ -17,6 +17,11 @@ from cnncheck.evidence import nonsquare_input, nonsquare_kernel, overlapping
 from cnncheck.gradcheck import CaseResult
 from cnncheck.i18n import msg
 
+# Messages written where the code runs (cnncheck.sandbox, cnncheck.protocols) and the command
+# line's footer: renderers translate them by these templates (i18n.tr).
+ELSEWHERE = (msg("{who} raised {error}"), msg("{who} timed out after {time}"),
+             msg("{who} returned None, expected {want}: a missing return?"), msg("{who} returned {got}, expected {want}"),
+             msg("isolation: {description}"))
 SEE = re.compile(r"(.*) \(see ([^()]*?):(\d+): `(.*)`\)", re.S)  # diagnose's "(see file.py:39: `code`)"
 
 # Sets of cases with a name of their own, the first that is exactly a finding's cases names it.
@@ -91,7 +96,7 @@ def pattern_of(cases: list, runs: list) -> tuple[str, bool]:
     named = next((name for name, holds in PATTERNS
                   if {id(r) for r in runs if holds(r.case)} == ids), None)
     count = msg("{k} of {n} {layer} cases", k=len(ids), n=n, layer=runs[0].case.layer)
-    return (msg("{pattern} ({count})", pattern=named, count=count), True) if named else (count, False)
+    return (msg("{hint} ({hint_count})", hint=named, hint_count=count), True) if named else (count, False)
 
 
 def _evidence(f: Finding, count: dict) -> None:

@@ -9,6 +9,7 @@ Two kinds of text pass through here:
   keep it, and it crosses process boundaries), and translated only where a person reads it:
   `tr(text)` finds the catalogue's template that the text fills and fills the translation with
   the same values. Values named `hint...` are translated in turn; code, names and numbers stay.
+  Text the catalogue has no template for (the checked code's own messages) stays as it is.
 
 `msg` and `_` are the keywords the extractor reads (python -m cnncheck.locale.tool).
 """
@@ -121,11 +122,13 @@ def _pattern(template: str) -> re.Pattern:
 
 @functools.cache
 def _templates(lang: str) -> tuple[dict, list]:
-    """(exact msgid -> msgstr, [(regex, msgstr)] for templates, most literal text first)."""
+    """(exact msgid -> msgstr, [(regex, msgstr, strict)] for templates, most literal text first;
+    strict: a template of fields and punctuation alone, which fits only when it has `hint`
+    fields and each is a message too)."""
     entries = {k: v for k, v in catalogue(lang)._catalog.items() if isinstance(k, str) and k and v}
     exact = {k: v for k, v in entries.items() if not FIELD.search(k)}
     fields = sorted((k for k in entries if FIELD.search(k)), key=lambda k: -len(FIELD.sub("", k)))
-    return exact, [(_pattern(k), entries[k]) for k in fields]
+    return exact, [(_pattern(k), entries[k], not re.search(r"[^\W\d_]", FIELD.sub("", k))) for k in fields]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -133,17 +136,25 @@ def _translate(text: str, lang: str) -> str | None:
     exact, templates = _templates(lang)
     if text in exact:
         return exact[text]
-    for regex, target in templates:
+    for regex, target, strict in templates:
         m = regex.fullmatch(text)
-        if m:
-            values = {k: (_translate(v, lang) or v) if k.startswith("hint") else v for k, v in m.groupdict().items()}
-            return FIELD.sub(lambda f: values[f.group(1)], target)
+        if not m:
+            continue
+        values = {k: _translate(v, lang) if k.startswith("hint") else v for k, v in m.groupdict().items()}
+        if strict and (None in values.values() or not any(k.startswith("hint") for k in values)):
+            continue  # "{hint} ({names})" fits any text ending in ")": only where the hint is a message
+        values = {k: m.group(k) if v is None else v for k, v in values.items()}
+        return FIELD.sub(lambda f: values[f.group(1)], target)
     m = SCOPED.fullmatch(text)
     whole = m and _translate(f"{m.group(1)}: {m.group(3)}", lang)
     if whole:  # the scope goes where the translation's first colon is
         cut = min((i for i in (whole.find("："), whole.find(": ")) if i >= 0), default=len(whole))
-        scope = catalogue(lang).gettext(", in {where}").format(where=catalogue(lang).gettext(m.group(2)))
+        scope = catalogue(lang).gettext(msg(", in {where}")).format(where=catalogue(lang).gettext(m.group(2)))
         return whole[:cut] + scope + whole[cut:]
+    parts = text.split("; ")  # a case's hints, a contract's problems
+    if len(parts) > 1:
+        done = [_translate(p, lang) for p in parts]
+        return "; ".join(d or p for d, p in zip(done, parts)) if any(done) else None
     return None
 
 

@@ -15,6 +15,7 @@ from collections import Counter
 
 from rich import box
 from rich.console import Console, Group
+from rich.cells import cell_len
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
@@ -129,9 +130,9 @@ def _fmt(v: float | None) -> str:
 
 def verdict(c: Check) -> Text:
     if not c.passed:
-        return Text("FAIL", style="bold red")
+        return Text(_("FAIL"), style="bold red")
     kinks = _(" ({n} kinks)").format(n=c.kinks) if c.kinks else ""
-    return Text("pass" + kinks, style="green")
+    return Text(_("pass") + kinks, style="green")
 
 
 def geometry(r: CaseResult) -> str:
@@ -169,7 +170,7 @@ def table(r: CaseResult) -> Table:
     for c in r.checks:
         t.add_row(shown_name(r.case, c.name), rel_cell(c), _fmt(c.abs_error), _fmt(c.margin), verdict(c), c.method)
     if r.error:
-        t.add_row("-", "-", "-", "-", Text("ERROR", style="bold red"), Text(tr(r.error), overflow="fold"))
+        t.add_row("-", "-", "-", "-", Text(_("ERROR"), style="bold red"), Text(tr(r.error), overflow="fold"))
     return t
 
 
@@ -273,13 +274,13 @@ def figures(r: CaseResult) -> Text:
     for c in r.checks:
         if c.name not in GRADS and c.passed:
             continue
-        value = f"{c.rel_error:.2e}" if c.rel_error is not None else ("FAIL" if not c.passed else "ok")
+        value = f"{c.rel_error:.2e}" if c.rel_error is not None else (_("FAIL") if not c.passed else _("ok"))
         if text:
             text.append("  ")
         text.append(f"{c.name} ")
         text.append(value, style="bold red" if not c.passed else band(c.rel_error))
     if r.error:
-        text.append(("  " if text else "") + "ERROR", style="bold red")
+        text.append(("  " if text else "") + _("ERROR"), style="bold red")
     return text
 
 
@@ -292,12 +293,15 @@ def case_lines(results: list[CaseResult], marks: dict, width: int) -> list[Text]
         if id(r) in marks:
             tail.append("  [" + ",".join(map(str, marks[id(r)])) + "]", style="bold")
         rows.append((r, tail))
-    room = width - 6 - 2 - max((len(t) for _, t in rows), default=0)
+    words = {True: _("pass"), False: _("FAIL")}
+    status = max(map(cell_len, words.values())) + 2
+    room = width - status - 2 - max((t.cell_len for _r, t in rows), default=0)
     names = max((len(r.case.name) for r in results), default=0)
     names = max(8, min(names, room))
     lines = []
     for r, tail in rows:
-        line = Text("pass  ", style="green") if r.passed else Text("FAIL  ", style="bold red")
+        word = words[r.passed]
+        line = Text(word + " " * (status - cell_len(word)), style="green" if r.passed else "bold red")
         name = r.case.name if len(r.case.name) <= names else r.case.name[:names - 1] + "…"
         line.append(name.ljust(names) + "  ", style="bold")
         lines.append(line + tail)

@@ -5,6 +5,7 @@ import numpy as np
 
 from cnncheck.layers._geometry import _at, _crop, _pad, _window, _window_geometry
 from cnncheck.evidence import Sign, ratio
+from cnncheck.i18n import msg
 from cnncheck.layers.dlai import AVG_POOL_SPEC
 from cnncheck.layers.kind import Functions, LayerKind, pad_over_half
 from cnncheck.layers.suites import POOL_DEFAULT, POOL_LINSPACE, POOL_SUITE
@@ -149,8 +150,8 @@ def _area_factor(r, c) -> bool:
 
 HINTS = (
     Sign("window area", _area_factor,
-         lambda r, c: f"dx is {ratio(c):.4g} times the numerical gradient: each element of a window "
-                      "gets dout / (pool_height * pool_width), divided once", grads=("dx",)),
+         lambda r, c: msg("dx is {k} times the numerical gradient: each element of a window "
+                          "gets dout / (pool_height * pool_width), divided once", k=f"{ratio(c):.4g}"), grads=("dx",)),
 )
 
 

@@ -5,6 +5,7 @@ import numpy as np
 
 from cnncheck.layers._geometry import Grid, _at, _crop, _pad, _pair, _window, conv_pads, grid
 from cnncheck.evidence import ERROR, Pattern, Sign, border_only, is_shape, shape_of
+from cnncheck.i18n import msg
 from cnncheck.layers.dlai import CONV_SPEC
 from cnncheck.layers.kind import (Classes, Colour, Functions, LayerKind, _label, extras_label, spatial_colours,
                                   spatial_count)
@@ -286,7 +287,7 @@ class Conv(LayerKind):
         return spatial_count(case) * case.w_shape[1]
 
     def error_grid(self, gname: str) -> str:
-        return "(HH, WW), summed over F and C" if gname == "dw" else "(H, W), summed over N and C"
+        return msg("(HH, WW), summed over F and C") if gname == "dw" else msg("(H, W), summed over N and C")
 
 
 # -- what its students get wrong (read by diagnose) ----------------------------------------

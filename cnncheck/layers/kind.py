@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from cnncheck.i18n import msg
 from cnncheck.layers._geometry import Grid, grid, span
 
 DEFAULT_H = {"float64": 1e-5, "float32": 1e-2}
@@ -251,7 +252,7 @@ class LayerKind:
 
     def error_grid(self, gname: str) -> str:
         """What a gradient's error map is summed over (for the report)."""
-        return "(H, W), summed over N and C"
+        return msg("(H, W), summed over N and C")
 
     # -- extra verdicts -------------------------------------------------------------------
     def finish(self, case, checks: dict, grads: dict, dout) -> None:

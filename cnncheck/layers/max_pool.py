@@ -5,6 +5,7 @@ import numpy as np
 
 from cnncheck.layers._geometry import _at, _crop, _lowest, _pad, _window, _window_geometry, windows
 from cnncheck.evidence import ALL_ZEROS, Sign, is_shape, overlapping
+from cnncheck.i18n import msg
 from cnncheck.layers.dlai import MAX_POOL_SPEC
 from cnncheck.layers.kind import Classes, Functions, LayerKind, pad_over_half
 from cnncheck.layers.suites import POOL_DEFAULT, POOL_LINSPACE, POOL_SUITE
@@ -180,12 +181,13 @@ def conserve(case, chk, dx, dout) -> None:
             chk.worst, chk.error_map = [], None
         chk.passed = False
         why = f"dx {ALL_ZEROS}" if not dx.any() else TIED if has_ties(case) else NO_TIES
-        chk.message = f"sum(dx) - sum(dout) = {excess[n, c]:.4g} at sample {n}, channel {c}: {why}"
+        chk.message = msg("sum(dx) - sum(dout) = {excess} at sample {n}, channel {c}: {hint}",
+                          excess=f"{excess[n, c]:.4g}", n=n, c=c, hint=why)
 
 
-NO_TIES = "no ties here: part of dout was lost or counted twice (overwritten windows?)"
-TIED = ("each window's dout must reach its maxima once in all: shared among tied maxima, not given "
-        "to each in full, and neither lost nor counted twice (overwritten windows?)")
+NO_TIES = msg("no ties here: part of dout was lost or counted twice (overwritten windows?)")
+TIED = msg("each window's dout must reach its maxima once in all: shared among tied maxima, not given "
+           "to each in full, and neither lost nor counted twice (overwritten windows?)")
 
 
 def has_ties(case) -> bool:
