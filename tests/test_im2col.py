@@ -24,6 +24,7 @@ from cnncheck.layers.im2col import KIND, from_course, to_course
 from cnncheck.protocols.functions import FunctionPair
 
 FIXTURES = Path(__file__).parent / "data" / "im2col"
+SOURCES = {"book_util": Path(__file__).parent / "books" / "dlfs" / "common" / "util.py"}  # the book's own, kept once
 IMPLS = {"naive": (layers.im2col_forward_naive, layers.im2col_backward_naive),
          "fast": (layers.im2col_forward_fast, layers.im2col_backward_fast)}
 # x shape, (FH, FW), stride, pad
@@ -52,14 +53,16 @@ def rng():
 
 
 def load(name: str, broken: tuple | None = None):
-    """A fixture module from tests/data/im2col, with one text substitution if `broken`."""
-    source = (FIXTURES / f"{name}.py").read_text()
+    """A fixture module from tests/data/im2col (the book's util.py from tests/books), with one text
+    substitution if `broken`."""
+    path = SOURCES.get(name, FIXTURES / f"{name}.py")
+    source = path.read_text()
     if broken:
         assert source.count(broken[0]) == 1, broken
         source = source.replace(*broken)
     spec = importlib.util.spec_from_loader(name, loader=None)
     module = importlib.util.module_from_spec(spec)
-    exec(compile(source, str(FIXTURES / f"{name}.py"), "exec"), module.__dict__)
+    exec(compile(source, str(path), "exec"), module.__dict__)
     return module
 
 
