@@ -52,6 +52,7 @@ from cnncheck.layers.kind import Colour, single
 from cnncheck.i18n import msg
 from cnncheck.protocols import ImplError  # noqa: F401  (re-exported: the checker's error)
 from cnncheck.protocols.functions import FunctionPair
+from cnncheck.taylor import add_taylor
 
 BATCH = 32  # forward calls per message to a worker process
 BATCH_BYTES = 8 * 2**20  # outputs per message, at most
@@ -730,8 +731,7 @@ def _run(case, arrays, impl, reference, result, on_call, on_estimate, budget):
     for g in grad_names(case):
         chk = found.get(g) or wrong[g]
         if g in found and case.taylor:  # the step-free verdict joins the check's
-            from cnncheck.taylor import add_taylor
-            add_taylor(chk, f, case, g, grads[g], base, dout64, T)
+            add_taylor(chk, f, case, g, grads[g], base, dout64, T, _tied)
         result.checks.append(chk)
     case.kind.finish(case, found, grads, dout)
     against_reference(case, reference, arrays, dout, result.checks, grads)

@@ -23,25 +23,24 @@ import math
 
 import numpy as np
 
-from cnncheck.gradcheck import PARAM_OF, Check, _tied
-
 STEPS = tuple(0.1 / 2**k for k in range(10))  # 0.1 down to 2e-4, halving
 MIN_ORDER = 1.5  # a residual shrinking slower than h^1.5 keeps a first-order error
 SEED_OFFSET = 2  # the direction's generator: RandomState(seed + 2), apart from the checker's
 
 
-def taylor(f, case, gname, analytic, base, dout, T) -> dict:
+def taylor(f, case, gname, analytic, base, dout, T, tied) -> dict:
     """Residuals at STEPS along a random direction, the observed order and a verdict.
 
     f: the Evaluator (layer forward with one parameter replaced); base, dout, T: float64
-    arrays of the output's shape; analytic: the gradient of the parameter behind gname.
+    arrays of the output's shape; analytic: the gradient of the parameter behind gname;
+    tied(case, p): the elements of p near a max-pool tie (kept out of the direction).
     """
-    pname = PARAM_OF[gname]
+    pname = gname[1:]  # dx -> x
     p = f.arrays[pname]
     p64, g = p.astype(np.float64), np.asarray(analytic, np.float64)
     u = np.random.RandomState(case.seed + SEED_OFFSET).randn(*p.shape)
     if "d" + pname in case.kind.kinks:  # keep the smallest steps kink-free
-        u *= ~_tied(case.with_(h=STEPS[-4]), p64)
+        u *= ~tied(case.with_(h=STEPS[-4]), p64)
     L0 = np.sum(base * dout)
     floor = case.noise_factor * np.finfo(case.dtype).eps * math.sqrt(np.sum(T * T))
     L = lambda q: np.sum(f(pname, q) * dout)  # noqa: E731
@@ -84,7 +83,7 @@ def _order(residuals, i) -> float:
     return float(math.log(ratio) / math.log(STEPS[i] / STEPS[i + 1]))
 
 
-def add_taylor(chk: Check, *args) -> None:
+def add_taylor(chk, *args) -> None:
     """Run the Taylor test for a gradient check; its verdict joins the check's."""
     chk.taylor = taylor(*args)
     if chk.passed and not chk.taylor["passed"]:
