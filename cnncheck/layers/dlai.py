@@ -189,8 +189,9 @@ def _pool_hints(mode: str) -> tuple:
                     "be accumulated (`+=`)", grads=GRADS, within=("pool_backward",)))
 
 
-CONV_SPEC = ChannelsLast("conv_forward", "conv_backward", CONV_NAMES, suite=CONV_SUITE, hints=CONV_HINTS)
+CONV_SPEC = ChannelsLast("conv_forward", "conv_backward", CONV_NAMES, suite=CONV_SUITE, hints=CONV_HINTS,
+                         helpers=("zero_pad", "conv_single_step"))
 MAX_POOL_SPEC = ChannelsLast("pool_forward", "pool_backward", POOL_NAMES, mode="max", suite=POOL_SUITE,
-                             hints=_pool_hints("max"))
+                             hints=_pool_hints("max"), helpers=("create_mask_from_window",))
 AVG_POOL_SPEC = ChannelsLast("pool_forward", "pool_backward", POOL_NAMES, mode="average", suite=POOL_SUITE,
-                             hints=_pool_hints("average"))
+                             hints=_pool_hints("average"), helpers=("distribute_value",))

@@ -72,6 +72,7 @@ class ChannelsLast:
     mode: str | None = None  # pool_forward's mode: "max" or "average"
     suite: tuple = ()  # (name, config fields) rows of this protocol's default suite
     hints: tuple = ()  # bug classes of this population (read by diagnose instead of the record's)
+    helpers: tuple = ()  # the learner's helper functions judged on their own (protocols.dlai)
 
     def learner_shape(self, name: str, shape: tuple) -> tuple:
         """A shape in the learner's layout: x, out (N, C, H, W) -> (m, n_H, n_W, n_C); w (F, C,

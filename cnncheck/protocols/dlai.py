@@ -21,8 +21,29 @@ import numpy as np
 
 from cnncheck.protocols import ImplError, plain_array
 from cnncheck.protocols.functions import FunctionPair, _name
+from cnncheck.protocols.where import location
 
 LABEL = "(Deep Learning Specialization, channels last)"  # ends the adapter's label
+HELPER = "judged on its own"  # in a note on a helper that is wrong (the judge makes it a hint)
+
+
+def _helper_cases() -> dict:
+    """name -> [(arguments, reference result)]: each helper of the notebook on small inputs, with
+    what dlai.md's protocol says it returns."""
+    rng = np.random.RandomState(1)
+    X, a, W, b = rng.randn(2, 3, 4, 2), rng.randn(3, 3, 2), rng.randn(3, 3, 2), rng.randn(1, 1, 1)
+    window, tied = rng.randn(3, 3), np.array([[1.0, 3.0], [3.0, 0.0]])
+    return {
+        "zero_pad": [((X, p), np.pad(X, ((0, 0), (p, p), (p, p), (0, 0)))) for p in (0, 1, 2)],
+        "conv_single_step": [((a, W, b), np.sum(a * W) + b.item())],
+        "create_mask_from_window": [((x,), x == np.max(x)) for x in (window, tied)],
+        "distribute_value": [((dz, shape), np.ones(shape) * dz / (shape[0] * shape[1]))
+                             for dz, shape in ((2.0, (2, 2)), (3.0, (3, 3)), (1.5, (2, 3)))],
+    }
+
+
+def _described(args) -> str:
+    return ", ".join(f"an array of shape {_shape(x.shape)}" if isinstance(x, np.ndarray) else repr(x) for x in args)
 
 
 def protocol_of(label: str) -> str:
@@ -50,17 +71,31 @@ def _shape(t) -> str:
     return "(" + ", ".join(map(str, t)) + ")"
 
 
+def _expected(name: str) -> str:
+    return {"zero_pad": "`np.pad(X, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode='constant')`, zeros on axes 1 "
+                        "and 2 only",
+            "conv_single_step": "`np.sum(a_slice_prev * W) + b`: one number, b added once",
+            "create_mask_from_window": "`x == np.max(x)`",
+            "distribute_value": "`np.ones(shape) * dz / (n_H * n_W)`"}[name]
+
+
 class ChannelsLastPair(FunctionPair):
     """One layer's learner functions in the channels-last protocol (spec: the record's
     `ChannelsLast`)."""
 
-    def __init__(self, forward, backward, label: str, spec, root: str = "", skipped=None):
+    def __init__(self, forward, backward, label: str, spec, root: str = "", skipped=None, helpers=None):
         super().__init__(forward, backward, f"{label} {LABEL}", spec, root)
         self.skipped = dict(skipped or {})  # notebook globals the loader left out -> where
+        self.helpers = dict(helpers or {})  # the learner's helpers of this layer, judged once
+        self._helper_notes = None
 
     # -- the adapter ----------------------------------------------------------------------
     def run_forward(self, case, arrays: dict):
         spec, names = self.spec, self.spec.names
+        if self._helper_notes is None:
+            self._helper_notes = [n for name, fn in self.helpers.items() for n in self._judge_helper(name, fn)]
+        for n in self._helper_notes:
+            self.note(n)
         hparameters = self._hparameters(case)
         inputs = [to_learner(k, arrays[k]) for k in case.kind.inputs]
         args = (*inputs, hparameters) + ((spec.mode,) if spec.mode else ())
@@ -115,6 +150,24 @@ class ChannelsLastPair(FunctionPair):
         return out
 
     # -- helpers --------------------------------------------------------------------------
+    def _judge_helper(self, name: str, fn) -> list[str]:
+        """A note when the helper, on its own, differs from what the course says it returns."""
+        for args, want in _helper_cases()[name]:
+            try:
+                got = self._call(fn, lambda: fn(*[np.array(x, copy=True) if isinstance(x, np.ndarray) else x for x in args]))
+            except ImplError as e:
+                return [f"{name}, {HELPER}, fails: {e}"]
+            got_a = np.asarray(got) if got is not None else None
+            ok = got_a is not None and got_a.size == np.size(want) and (
+                got_a.shape == np.shape(want) or np.size(want) == 1) and np.allclose(
+                got_a.reshape(np.shape(want)).astype(np.float64), np.asarray(want, np.float64), rtol=1e-9, atol=1e-12)
+            if not ok:
+                what = "None" if got_a is None else f"shape {_shape(got_a.shape)}" if got_a.shape != np.shape(want) \
+                    else "values different from the course's"
+                return [f"{name} (defined at {location(fn)}), {HELPER}, is wrong: {name}({_described(args)}) "
+                        f"returned {what}, where the course expects {_expected(name)}"]
+        return []
+
     def _call(self, fn, call):
         """FunctionPair's, and a NameError of a notebook global named for what it is."""
         try:

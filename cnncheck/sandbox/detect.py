@@ -90,7 +90,8 @@ def _channels_last(module, label, spec):
     mode = f" mode={spec.mode!r}" if spec.mode else ""
     adapter = ChannelsLastPair(getattr(module, spec.forward), backward if callable(backward) else None,
                                f"{label}: {spec.forward} / {spec.backward}{mode}", spec,
-                               skipped=getattr(module, "__cnncheck_skipped__", {}))
+                               skipped=getattr(module, "__cnncheck_skipped__", {}),
+                               helpers={h: getattr(module, h) for h in spec.helpers if callable(getattr(module, h, None))})
     return adapter
 
 
@@ -149,6 +150,12 @@ def _missing(module, kind, label, specs) -> ImplLoadError:
     stood_in = load_error(module)
     if stood_in:
         return ImplLoadError(stood_in)
+    dlai = next((s for s in specs.values() if isinstance(s, ChannelsLast)), None)
+    if dlai and any(callable(getattr(module, n, None)) for n in (dlai.backward, *dlai.helpers)):
+        unparsed = [n for n in load_notes(module) if "does not parse" in n]
+        why = f" ({unparsed[0]})" if unparsed else ""
+        return ImplLoadError(f"{label} defines no {kind.name} layer: no function {dlai.forward}(A_prev, "
+                             f"...){why}; {_defines(module)}")
     cs231n = next((s for s in specs.values() if isinstance(s, Functions)), None)
     classes = [s for s in specs.values() if isinstance(s, Classes)]
     if cs231n and not (classes and any(_layer_like(c) for c in _public(module, type).values())):

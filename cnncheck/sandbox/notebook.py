@@ -173,7 +173,7 @@ def run_definitions(defs: Definitions, namespace: dict, who: str) -> list[str]:
     """Run the kept statements in namespace, in order; notes for what went wrong. An import that
     fails is bound to a stand-in (any use of it raises, naming the module); a definition that
     raises is a note and the rest still runs."""
-    from cnncheck.sandbox.impl import StandIns
+    from cnncheck.sandbox.standins import StandIns
     notes = []
     standins = StandIns()
     try:

@@ -99,18 +99,26 @@ class Slots(np.ndarray):
             super().__setitem__(key, value.reshape(-1)[0])
 
 
-def _scalar(convert):
-    name = convert.__name__
+class _Scalar:
+    """float() or int() that takes a size-1 array, as NumPy 1 did (with a warning); an object,
+    not a function, so that it is never taken for one of the learner's."""
 
-    def scalar(x=0, *args, **kwargs):
+    def __init__(self, convert):
+        self.convert, self.__name__ = convert, convert.__name__
+
+    def __call__(self, x=0, *args, **kwargs):
         if _size1(x):
-            _warn(f"{name}() of an array of shape {x.shape} fails under NumPy 2 (TypeError: only "
+            _warn(f"{self.__name__}() of an array of shape {x.shape} fails under NumPy 2 (TypeError: only "
                   f"0-dimensional arrays can be converted to Python scalars): use `.item()`, e.g. "
-                  f"`{name}(b.item())` or `b.item()`")
+                  f"`{self.__name__}(b.item())` or `b.item()`")
             x = x.reshape(())
-        return convert(x, *args, **kwargs)
-    scalar.__name__ = name
-    return scalar
+        return self.convert(x, *args, **kwargs)
+
+    def __instancecheck__(self, obj) -> bool:  # isinstance(z, float) as before
+        return isinstance(obj, self.convert)
+
+    def __subclasscheck__(self, cls) -> bool:
+        return issubclass(cls, self.convert)
 
 
 def stand_in(module: types.ModuleType) -> None:
@@ -123,4 +131,4 @@ def stand_in(module: types.ModuleType) -> None:
             proxy = proxy or _NumPy()
             space[name] = proxy
     for convert in (builtins.float, builtins.int):
-        space.setdefault(convert.__name__, _scalar(convert))
+        space.setdefault(convert.__name__, _Scalar(convert))
