@@ -70,6 +70,11 @@ class Case:
     def out_hw(self) -> tuple[int, int]:
         return self.kind.out_hw(self)
 
+    def arrays(self) -> dict:
+        """make_arrays(self): the case's inputs and dout, drawn from its seed (what the
+        layer records read, without importing this module)."""
+        return make_arrays(self)
+
     def output_shape(self) -> tuple[int, ...]:
         return self.kind.output_shape(self)
 
