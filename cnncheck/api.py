@@ -21,7 +21,7 @@ import types
 
 from rich.console import Console
 
-from cnncheck import diagnose, layers, report as render, runner
+from cnncheck import diagnose, i18n, layers, report as render, runner
 from cnncheck.sandbox import process as worker
 from cnncheck.config import ConfigError, load_cases
 from cnncheck.gradcheck import CaseResult
@@ -30,7 +30,10 @@ from cnncheck.suites import GEOMETRY, cases_for, for_protocols
 
 
 class Report:
-    """The results of a check: `.passed`, `.cases`, `.to_json()`, `str()`, and HTML in Jupyter."""
+    """The results of a check: `.passed`, `.cases`, `.to_json()`, `str()`, and HTML in Jupyter;
+    `.lang` the language people read it in (None: the environment's; JSON stays English)."""
+
+    lang: str | None = None
 
     def __init__(self, label: str, results: list[CaseResult], error: str | None = None, notes=()):
         self.label, self.results, self.error, self.notes = label, list(results), error, list(notes)
@@ -51,7 +54,7 @@ class Report:
 
     def to_json(self) -> str:
         """The command line's JSON; a file that could not be loaded gives its error."""
-        doc = json.loads(render.to_json(self.results))
+        doc = json.loads(render.to_json(self.results, self.lang))
         doc["passed"] = self.passed
         if self.error:
             doc["error"] = self.error
@@ -59,10 +62,12 @@ class Report:
 
     def _console(self) -> Console:
         console = Console(record=True, file=io.StringIO(), width=100, force_terminal=False, force_jupyter=False)
+        lang = i18n.resolve(self.lang)
         if self.error:
-            console.print(f"{self.label}: {self.error}", style="red", markup=False, highlight=False)
+            with i18n.use(lang):
+                console.print(f"{self.label}: {i18n.tr(self.error)}", style="red", markup=False, highlight=False)
         else:
-            render.print_table(self.results, console)
+            render.print_table(self.results, console, lang=lang)
         return console
 
     def __str__(self) -> str:
@@ -72,7 +77,8 @@ class Report:
         return f"<cnncheck report {self.label}: {'passed' if self.passed else 'FAILED'}>"
 
     def _repr_html_(self) -> str:
-        verdict = "passed" if self.passed else "failed"
+        with i18n.use(i18n.resolve(self.lang)):
+            verdict = i18n._("passed") if self.passed else i18n._("failed")
         colour = "#2e7d32" if self.passed else "#c62828"
         body = self._console().export_html(inline_styles=True, code_format="{code}")
         return (f'<div class="cnncheck-report" data-passed="{str(self.passed).lower()}">'
@@ -120,8 +126,9 @@ def _run(w: worker.Worker, wanted, config, overrides, jobs=1, on_progress=None) 
 
 def check_file(path, *, config=None, timeout=worker.DEFAULT_TIMEOUT, memory_limit=worker.DEFAULT_MEMORY,
                output_limit=worker.DEFAULT_OUTPUT, protocol=None, jobs=1, on_progress=None,
-               isolation=None, **overrides) -> Report:
-    """Every layer the file defines, each through its default suite (or the config's cases).
+               isolation=None, lang=None, **overrides) -> Report:
+    """Every layer the file defines, each through its default suite (or the config's cases);
+    lang: the report's language (zh_CN, ja, ko, en; default: the environment's).
 
     A file that cannot be loaded, or defines no layer, gives `Report.error`; it never raises
     for the student's code. Raises ConfigError for a bad config or override.
@@ -129,20 +136,22 @@ def check_file(path, *, config=None, timeout=worker.DEFAULT_TIMEOUT, memory_limi
     load = {"protocol": protocol} if protocol else {}
     w = worker.Worker(os.fspath(path), load=load, label=os.fspath(path), timeout=timeout,
                       memory_limit=memory_limit, output_limit=output_limit, isolation=isolation)
-    return _run(w, None, config, overrides, jobs, on_progress)
+    return _in(lang, _run(w, None, config, overrides, jobs, on_progress))
 
 
 def check(layer: str, impl, backward=None, *, config=None, timeout=worker.DEFAULT_TIMEOUT,
-          memory_limit=worker.DEFAULT_MEMORY, **overrides) -> Report:
+          memory_limit=worker.DEFAULT_MEMORY, lang=None, **overrides) -> Report:
     """Check one layer of your code; returns a Report (it renders as HTML in Jupyter).
 
     layer: "conv", "max_pool", "avg_pool", "im2col", ... impl: a forward function (give
     `backward` too), a class in the book's protocol (`Convolution`, `Pooling`), a module, or
     a path to a .py file (or a module name). config: a YAML file (or list of files) whose
     cases of this layer run instead of the default suite. overrides: config keys applied to
-    every case, e.g. seed=0, dtype="float32", mode="dense".
+    every case, e.g. seed=0, dtype="float32", mode="dense". lang: the report's language
+    (zh_CN, ja, ko, en; default: the environment's).
     """
     kind = layers.get(layer)
+    i18n.resolve(lang)  # an unknown language is the caller's mistake, before any work
     options = {"timeout": timeout, "memory_limit": memory_limit}
     if isinstance(impl, (str, os.PathLike)) or (isinstance(impl, types.ModuleType) and getattr(impl, "__file__", None)):
         source = impl.__file__ if isinstance(impl, types.ModuleType) else os.fspath(impl)
@@ -151,7 +160,12 @@ def check(layer: str, impl, backward=None, *, config=None, timeout=worker.DEFAUL
         w = worker.Worker(source, load={"wanted": [layer]}, label=str(source), **options)
     else:
         w = _worker_for(kind, impl, backward, options)
-    return _run(w, [layer], config, overrides)
+    return _in(lang, _run(w, [layer], config, overrides))
+
+
+def _in(lang, rep: Report) -> Report:
+    rep.lang = i18n.resolve(lang) if lang else None
+    return rep
 
 
 def _worker_for(kind, impl, backward, options) -> worker.Worker:

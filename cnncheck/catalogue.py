@@ -4,8 +4,9 @@
     python -m cnncheck.catalogue compile   # each .po to its .mo (shipped in the package)
     python -m cnncheck.catalogue check     # what is missing, untranslated, mismatched or stale
 
-A message is the first argument of `msg(...)`, `_(...)` or `ngettext(...)` (both forms), or the
-hint of a `Sign(...)` / `Pattern(...)` record written as a string constant: a layer's or a
+A message is the first argument of `msg(...)`, `_(...)` or `ngettext(...)` (both forms), a
+`_("...")` inside a Jinja2 template string, or the hint of a `Sign(...)` / `Pattern(...)` record
+written as a string constant: a layer's or a
 protocol's new hint needs nothing more than `update` and its translations. Text with `{name}`
 fields is a template; a translation keeps every field of its msgid (i18n.tr fills them).
 """
@@ -23,6 +24,7 @@ from cnncheck.i18n import DOMAIN, FIELD, LANGUAGES, LOCALE
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
 KEYWORDS = {"msg", "_", "ngettext"}
 RECORDS = {"Sign": 2, "Pattern": 2}  # the position of their hint argument
+TEMPLATE_CALL = re.compile(r'_\("((?:[^"\\]|\\.)*)"\)')  # _("...") in a Jinja2 template
 HEADER = ("Project-Id-Version: cnncheck\nMIME-Version: 1.0\nContent-Type: text/plain; charset=UTF-8\n"
           "Content-Transfer-Encoding: 8bit\nLanguage: {lang}\nPlural-Forms: nplurals=1; plural=0;\n")
 
@@ -54,6 +56,8 @@ def messages_of(source: str) -> list[tuple]:
             if text:
                 consts[node.targets[0].id] = text
     for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "{{" in node.value:
+            found += [(ast.literal_eval(f'"{m}"'), None, node.lineno) for m in TEMPLATE_CALL.findall(node.value)]
         if not isinstance(node, ast.Call):
             continue
         name, args = _name(node.func), node.args

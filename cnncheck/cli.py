@@ -15,6 +15,7 @@ from rich.console import Console
 from cnncheck import __version__, api, diagnose, i18n, report, runner, suites
 from cnncheck.sandbox import impl, process as worker
 from cnncheck.grade import grade
+from cnncheck.options import LANG_OPTION
 from cnncheck.config import PAD_MODES, ConfigError, load_cases
 
 
@@ -69,18 +70,6 @@ def _jobs(ctx, param, value):
         return runner.jobs_count(value) if value is not None else 1
     except ValueError:
         raise click.BadParameter(f"{value!r}: expected a positive integer or 'auto'") from None
-
-
-def _lang(ctx, param, value):
-    try:
-        return i18n.resolve(value) if value else None
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
-
-
-LANG_OPTION = click.option("--lang", callback=_lang, metavar="LANG",
-                           help="Language of the report: en, zh_CN, ja or ko (default: from LANG, LC_ALL or "
-                                "LANGUAGE for the table; English for json and junit).")
 
 
 def common_options(f):

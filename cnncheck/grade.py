@@ -36,7 +36,10 @@ from cnncheck import layers, report, runner, suites
 from cnncheck.sandbox import launch, process as worker
 from cnncheck.api import check_file
 from cnncheck.config import ConfigError, load_cases
+from cnncheck.findings import findings
+from cnncheck.options import LANG_OPTION
 from cnncheck.gradcheck import Check
+from cnncheck.i18n import _, ngettext, resolve, tr, use
 from cnncheck.output import write_atomic
 
 LAYERS = tuple(layers.KINDS)  # every layer kind check_file can find
@@ -118,7 +121,8 @@ def _judge_child(path: str, how: Judging, conn) -> None:
         rep = check_file(path, config=how.config, timeout=how.timeout, memory_limit=how.memory_mib << 20,
                          isolation=how.isolation)
         data = {"label": rep.label, "error": rep.error, "notes": list(rep.notes),
-                "cases": [report.case_dict(r) for r in rep.results]}
+                "cases": [report.case_dict(r) for r in rep.results],
+                "findings": [report.finding_dict(f) for f in findings(rep.results)]}
     except BaseException as e:  # noqa: BLE001 - the judge must hear of anything
         data = _failed(f"the check of this submission stopped: {type(e).__name__}: {e}")
     conn.send_bytes(json.dumps(data).encode())
@@ -126,7 +130,7 @@ def _judge_child(path: str, how: Judging, conn) -> None:
 
 
 def _failed(error: str) -> dict:
-    return {"label": "", "error": error, "notes": [], "cases": []}
+    return {"label": "", "error": error, "notes": [], "cases": [], "findings": []}
 
 
 def _received(conn, process) -> dict:
@@ -284,11 +288,12 @@ def _layer_record(rows: list[dict], counted: bool, defined: bool) -> dict:
 
 def score(path: str, data: dict, rubric: dict | None, suite_names: dict) -> dict:
     """One submission's record: verdict, score, per-layer scores and every case with its points.
-    The layers that count: the rubric's, else DEFAULT_LAYERS and any other the file defines."""
+    The layers that count: the rubric's, else the ones the file defines (DEFAULT_LAYERS for a
+    file that could not be checked at all)."""
     ran = {}
     for c in data["cases"]:
         ran.setdefault(c["layer"], []).append(c)
-    counted = list(rubric) if rubric else [*DEFAULT_LAYERS, *(x for x in ran if x not in DEFAULT_LAYERS)]
+    counted = list(rubric) if rubric else list(ran) or list(DEFAULT_LAYERS)
     per_layer, cases = {}, []
     for layer in [*counted, *(x for x in ran if x not in counted)]:
         names = suite_names.get(layer) or [c["name"] for c in ran.get(layer, [])]
@@ -303,7 +308,7 @@ def score(path: str, data: dict, rubric: dict | None, suite_names: dict) -> dict
             "score": round(sum(x["score"] for x in per_layer.values()), 6),
             "max_score": round(sum(x["max_score"] for x in per_layer.values()), 6),
             "error": data["error"], "hint": main_hint(data["cases"], data["error"]),
-            "notes": data["notes"], "seconds": round(data["seconds"], 3), "layers": per_layer, "cases": cases}
+            "findings": data.get("findings", []), "notes": data["notes"], "seconds": round(data["seconds"], 3), "layers": per_layer, "cases": cases}
 
 
 # -- text a reader sees for one case ----------------------------------------------------------------
@@ -311,17 +316,26 @@ def case_text(c: dict) -> str:
     """What a student reads for one case: passed, or its error, failed checks with their worst
     elements, hint and notes."""
     if c["passed"]:
-        return "passed: " + ", ".join(k["name"] for k in c["checks"])
-    lines = [f"error: {c['error']}"] if c.get("error") else []
+        return _("passed: {checks}").format(checks=report.figures_text(c["checks"]))
+    lines = [_("error: {error}").format(error=tr(c["error"]))] if c.get("error") else []
     for d in c["checks"]:
         k = Check(**d)
         if not k.passed:
-            rel = f" (rel error {k.rel_error:.2e})" if k.rel_error is not None else ""
-            lines.append(f"{k.name} failed: {report.failed_head(k)}{rel}")
+            rel = _(" (rel error {rel})").format(rel=f"{k.rel_error:.2e}") if k.rel_error is not None else ""
+            lines.append(_("{check} failed: {what}").format(check=k.name, what=report.failed_head(k) + rel))
             lines.extend(report.worst_line(k, w) for w in k.worst)
     if c.get("hint") and c["hint"] not in (c.get("error") or ""):
-        lines.append(f"hint: {c['hint']}")
-    lines.extend(f"note: {n}" for n in c.get("notes") or [])
+        lines.append(_("hint: {hint}").format(hint=tr(c["hint"])))
+    lines.extend(_("note: {note}").format(note=tr(n)) for n in c.get("notes") or [])
+    return "\n".join(lines)
+
+
+def findings_text(r: dict) -> str:
+    """A submission's findings, numbered: what is wrong and the fix, where, which cases."""
+    lines = []
+    for i, f in enumerate(r.get("findings") or [], 1):
+        at = "  (" + _("at {where}").format(where=f["where"]) + ")" if f.get("where") else ""
+        lines += [f"{i}. {tr(f['text'])}{at}", f"   {tr(f['pattern'])}"]
     return "\n".join(lines)
 
 
@@ -332,9 +346,9 @@ def points_text(x: float) -> str:
 
 def layer_cell(x: dict, error: str | None) -> Text:
     if error:
-        return Text("error", style="bold red")
+        return Text(_("error"), style="bold red")
     if not x["defined"]:
-        return Text("missing" if x["counted"] else "-", style="red" if x["counted"] else "dim")
+        return Text(_("missing") if x["counted"] else "-", style="red" if x["counted"] else "dim")
     ok = x["cases"] - len(x["failed"])
     return Text(f"{ok}/{x['cases']}", style="green" if x["passed"] else "bold red")
 
@@ -350,10 +364,12 @@ def class_summary(records: list[dict]) -> str:
     passed = sum(r["passed"] for r in records)
     errors = sum(r["error"] is not None for r in records)
     got, most = sum(r["score"] for r in records), sum(r["max_score"] for r in records)
-    mean = f"mean score {points_text(got / n)} of {points_text(most / n)}" if n else "no score"
-    return (f"{report.plural(n, 'submission')}: {passed} passed every check, {n - passed - errors} "
-            f"failed some, {errors} could not be checked; {mean} "
-            f"({sum(r['seconds'] for r in records):.1f} s of checking)")
+    mean = _("mean score {got} of {most}").format(got=points_text(got / n), most=points_text(most / n)) if n \
+        else _("no score")
+    return _("{submissions}: {passed} passed every check, {failed} failed some, {errors} could not be checked; "
+             "{mean} ({seconds} s of checking)").format(
+        submissions=ngettext("{n} submission", "{n} submissions", n).format(n=n), passed=passed,
+        failed=n - passed - errors, errors=errors, mean=mean, seconds=f"{sum(r['seconds'] for r in records):.1f}")
 
 
 def failed_names(r: dict) -> list[str]:
@@ -365,8 +381,9 @@ def failed_cases(r: dict, most: int = 2, width: int = 90) -> str:
     """'conv pad 0, conv stride 2 (+3 more); hint: ...' for a submission's table row: the main
     hint cut to its first words (the JSON, CSV and HTML keep it whole)."""
     failed = failed_names(r)
-    text = ", ".join(failed[:most]) + (f" (+{len(failed) - most} more)" if len(failed) > most else "")
-    hint = r["hint"] and f"hint: {r['hint']}"
+    text = ", ".join(failed[:most]) + (_(" (+{n} more)").format(n=len(failed) - most) if len(failed) > most else "")
+    first = (r.get("findings") or [{}])[0].get("text") or r["hint"]  # the first fault, else the main hint
+    hint = first and _("hint: {hint}").format(hint=tr(first))
     if hint and len(hint) > width:
         hint = hint[:width].rsplit(" ", 1)[0] + " ..."
     return "; ".join(x for x in (text, hint) if x)
@@ -375,10 +392,10 @@ def failed_cases(r: dict, most: int = 2, width: int = 90) -> str:
 def print_table(records: list[dict], console: Console) -> None:
     t = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     layers = all_layers(records)
-    for col in ("submission", *layers, "score", "failed cases / main hint", "time"):
+    for col in (_("submission"), *layers, _("score"), _("failed cases / main hint"), _("time")):
         t.add_column(col, overflow="fold", no_wrap=col in layers)
     for r in records:
-        why = f"cannot check: {r['error']}" if r["error"] else failed_cases(r)
+        why = _("cannot check: {error}").format(error=tr(r["error"])) if r["error"] else failed_cases(r)
         t.add_row(Text(r["submission"]), *(layer_cell(r["layers"][x], r["error"]) if x in r["layers"] else "-" for x in layers),
                   Text(f"{points_text(r['score'])}/{points_text(r['max_score'])}",
                        style="green" if r["score"] == r["max_score"] else "red"),
@@ -418,9 +435,10 @@ def to_gradescope(r: dict) -> str:
                       "visibility": "visible"})
     for t in tests:
         del t["layer"]
-    head = f"cannot check your file: {r['error']}" if r["error"] else \
-        ("every check passed" if r["passed"] else f"some checks failed; {r['hint'] or 'see the tests below'}")
-    notes = "".join(f"\nnote: {n}" for n in r["notes"])
+    head = _("cannot check your file: {error}").format(error=tr(r["error"])) if r["error"] else \
+        _("every check passed") if r["passed"] else \
+        _("some checks failed:") + "\n" + (findings_text(r) or _("see the tests below"))
+    notes = "".join("\n" + _("note: {note}").format(note=tr(n)) for n in r["notes"])
     doc = {"score": r["score"], "execution_time": round(r["seconds"]), "output": head + notes,
            "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
     return json.dumps(doc, indent=2)
@@ -479,7 +497,8 @@ def grade_paths(paths, how: Judging = Judging(), rubric=None, jobs=1, on_done=No
 @click.option("--isolation", type=click.Choice(["auto", "bwrap", "uid", "process"]), default="auto", show_default=True,
               help="How submissions are kept apart from the grader and each other: auto (the strongest here); "
                    "process (the grader's own user) must be asked for.")
-def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout, memory_mib, isolation):
+@LANG_OPTION
+def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout, memory_mib, isolation, lang):
     """Grade submissions: each PATH a student's .py file or a folder holding one.
 
     Checks every layer a file defines (student code runs in separate processes), scores it,
@@ -508,8 +527,9 @@ def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout, memory_m
         records = grade_paths(list(paths), Judging(config, timeout, memory_mib, level), points, jobs, done)
     if html_path:
         from cnncheck.html import render
-        write_atomic(html_path, render(records))
-    _write(records, fmt, output)
+        write_atomic(html_path, render(records, resolve(lang)))
+    with use(resolve(lang, machine=fmt in ("json", "csv"))):
+        _write(records, fmt, output)
 
 
 def _isolation(wanted: str) -> str:

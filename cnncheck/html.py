@@ -1,6 +1,7 @@
 """The HTML report of `cnncheck grade --html FILE`: one self-contained page for course staff.
 
-The class table (sortable by clicking a header), then per submission its failing checks, hints,
+The class table (sortable by clicking a header), then per submission its findings (one per fault,
+as the text report opens with, cnncheck.findings), its failing checks, hints,
 heat maps drawn as inline SVG and the worst elements in a table. No network, no external file.
 Every text comes from the records through Jinja2 with autoescaping on: error messages and notes
 come from student code, so none of them can become markup.
@@ -13,12 +14,13 @@ from markupsafe import Markup
 from cnncheck.grade import all_layers, class_summary, points_text
 from cnncheck.diagnose import SHADES, heat_map
 from cnncheck.gradcheck import Check
+from cnncheck.i18n import _, msg, tr, use
 from cnncheck.report import failed_head
 
 CELL = 18  # pixels per heat map cell
 
 TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>cnncheck grades</title>
+<html lang="{{ lang }}"><head><meta charset="utf-8"><title>{{ _("cnncheck grades") }}</title>
 <style>
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; margin: .5em 0; }
@@ -31,44 +33,47 @@ section { border-top: 2px solid #ccc; margin-top: 1.5em; } pre { white-space: pr
 svg { border: 1px solid #ccc; margin: .3em 0; }
 </style></head>
 <body>
-<h1>cnncheck grades</h1>
+<h1>{{ _("cnncheck grades") }}</h1>
 <p id="summary">{{ summary }}</p>
 <table id="class"><thead><tr>
-<th data-type="text">submission</th>{% for layer in layers %}<th data-type="number">{{ layer }}</th>{% endfor %}
-<th data-type="number">score</th><th data-type="number">max</th><th data-type="text">passed</th>
-<th data-type="number">time (s)</th><th data-type="text">main hint</th></tr></thead><tbody>
+<th data-type="text">{{ _("submission") }}</th>{% for layer in layers %}<th data-type="number">{{ layer }}</th>{% endfor %}
+<th data-type="number">{{ _("score") }}</th><th data-type="number">{{ _("max") }}</th><th data-type="text">{{ _("passed") }}</th>
+<th data-type="number">{{ _("time (s)") }}</th><th data-type="text">{{ _("main hint") }}</th></tr></thead><tbody>
 {% for r in records %}<tr class="submission">
 <td data-sort="{{ r.submission }}"><a href="#s{{ loop.index }}">{{ r.submission }}</a></td>
 {% for layer in layers %}{% set x = r.layers.get(layer) %}
 <td data-sort="{{ x.score if x else -1 }}" class="{{ 'fail' if r.error else 'dim' if not x or not x.defined else 'pass' if x.passed else 'fail' }}">
-{%- if r.error %}error{% elif not x %}-{% elif not x.defined %}missing{% else %}{{ x.cases - x.failed|length }}/{{ x.cases }}{% endif %}</td>
+{%- if r.error %}{{ _("error") }}{% elif not x %}-{% elif not x.defined %}{{ _("missing") }}{% else %}{{ x.cases - x.failed|length }}/{{ x.cases }}{% endif %}</td>
 {% endfor %}
 <td data-sort="{{ r.score }}">{{ pts(r.score) }}</td><td data-sort="{{ r.max_score }}">{{ pts(r.max_score) }}</td>
-<td data-sort="{{ r.passed }}" class="{{ 'pass' if r.passed else 'fail' }}">{{ 'yes' if r.passed else 'no' }}</td>
-<td data-sort="{{ r.seconds }}">{{ '%.1f' % r.seconds }}</td><td data-sort="{{ r.hint or '' }}">{{ r.hint or '' }}</td>
+<td data-sort="{{ r.passed }}" class="{{ 'pass' if r.passed else 'fail' }}">{{ _("yes") if r.passed else _("no") }}</td>
+<td data-sort="{{ r.seconds }}">{{ '%.1f' % r.seconds }}</td><td data-sort="{{ r.main or '' }}">{{ r.main or '' }}</td>
 </tr>{% endfor %}
 </tbody></table>
 {% for r in records %}
 <section id="s{{ loop.index }}" class="detail"><h2>{{ r.submission }}
 <span class="{{ 'pass' if r.passed else 'fail' }}">{{ pts(r.score) }} / {{ pts(r.max_score) }}</span></h2>
-{% if r.error %}<p class="error">cannot check this submission: {{ r.error }}</p>{% endif %}
-{% for n in r.notes %}<p class="dim">note: {{ n }}</p>{% endfor %}
-{% for layer in r.missing %}<p class="fail">{{ layer }}: the file defines no {{ layer }} layer
-(0 of {{ pts(r.layers[layer].max_score) }} points)</p>{% endfor %}
+{% if r.error %}<p class="error">{{ _("cannot check this submission: {error}").format(error=tr(r.error)) }}</p>{% endif %}
+{% if r.findings %}<ol class="findings">{% for f in r.findings %}<li><span class="hint">{{ tr(f.text) }}</span>
+{% if f.where %}<div><code>{{ _("at {where}").format(where=f.where) }}</code> <code>{{ f.code or '' }}</code></div>{% endif %}
+<div class="dim">{{ tr(f.pattern) }}</div></li>{% endfor %}</ol>{% endif %}
+{% for n in r.notes %}<p class="dim">{{ _("note: {note}").format(note=tr(n)) }}</p>{% endfor %}
+{% for layer in r.missing %}<p class="fail">{{ _("{layer}: the file defines no {layer} layer (0 of {points} points)").format(
+layer=layer, points=pts(r.layers[layer].max_score)) }}</p>{% endfor %}
 {% for c in r.failing %}
-<h3>{{ c.name }} <span class="dim">(0 of {{ pts(c.max_points) }} points)</span></h3>
-{% if c.error and not r.error %}<p class="error">{{ c.error }}</p>{% endif %}
+<h3>{{ c.name }} <span class="dim">{{ _("(0 of {points} points)").format(points=pts(c.max_points)) }}</span></h3>
+{% if c.error and not r.error %}<p class="error">{{ tr(c.error) }}</p>{% endif %}
 {% for k in c.failed_checks %}
-<p class="fail">{{ k.name }} failed: {{ k.head }}{% if k.rel_error is not none %} (rel error {{ '%.2e' % k.rel_error }}){% endif %}</p>
-{% if k.svg %}<div><div class="dim">|analytic - numerical| by {{ k.grid }}</div>{{ k.svg }}</div>{% endif %}
-{% if k.worst %}<table class="worst"><tr><th>at</th><th>{{ k.mine }}</th><th>{{ k.theirs }}</th><th>allowed</th></tr>
+<p class="fail">{{ _("{check} failed: {what}").format(check=k.name, what=k.head) }}{% if k.rel_error is not none %}{{ _(" (rel error {rel})").format(rel='%.2e' % k.rel_error) }}{% endif %}</p>
+{% if k.svg %}<div><div class="dim">{{ _("|analytic - numerical| by {grid}:").format(grid=k.grid) }}</div>{{ k.svg }}</div>{% endif %}
+{% if k.worst %}<table class="worst"><tr><th>{{ _("at") }}</th><th>{{ k.mine }}</th><th>{{ k.theirs }}</th><th>{{ _("allowed") }}</th></tr>
 {% for w in k.worst %}<tr><td>{{ w.get('index', w.get('direction')) }}</td><td>{{ fmt(w.analytic) }}</td>
 <td>{{ fmt(w.numerical) }}</td><td>{{ fmt(w.allowed) }}</td></tr>{% endfor %}</table>{% endif %}
 {% endfor %}
-{% if c.hint and c.hint not in (c.error or '') %}<p class="hint">hint: {{ c.hint }}</p>{% endif %}
-{% for n in c.notes %}<p class="dim">note: {{ n }}</p>{% endfor %}
+{% if c.hint and c.hint not in (c.error or '') %}<p class="hint">{{ _("hint: {hint}").format(hint=tr(c.hint)) }}</p>{% endif %}
+{% for n in c.notes %}<p class="dim">{{ _("note: {note}").format(note=tr(n)) }}</p>{% endfor %}
 {% endfor %}
-{% if not r.failing and not r.error and not r.missing %}<p class="pass">every check passed</p>{% endif %}
+{% if not r.failing and not r.error and not r.missing %}<p class="pass">{{ _("every check passed") }}</p>{% endif %}
 </section>
 {% endfor %}
 <script>
@@ -126,17 +131,22 @@ def _check_view(d: dict) -> dict:
     svg = heat_svg(k.error_map) if k.error_map else None
     return {"name": k.name, "head": failed_head(k), "rel_error": k.rel_error, "worst": k.worst,
             "svg": svg and Markup(svg),  # numbers only: built here
-            "grid": "(HH, WW), summed over F and C" if k.name == "dw" else "(H, W), summed over N and C",
-            "mine": "yours" if k.name == "out" else "analytic",
-            "theirs": "reference" if k.name == "out" else "numerical"}
+            "grid": tr(msg("(HH, WW), summed over F and C") if k.name == "dw" else msg("(H, W), summed over N and C")),
+            "mine": _("yours") if k.name == "out" else _("analytic"),
+            "theirs": _("reference") if k.name == "out" else _("numerical")}
 
 
 def _fmt(v) -> str:
     return f"{v:.6e}" if isinstance(v, (int, float)) else str(v)
 
 
-def render(records: list[dict]) -> str:
-    """The page for the records of cnncheck.grade (grade_paths)."""
+def render(records: list[dict], lang: str = "en") -> str:
+    """The page for the records of cnncheck.grade (grade_paths), in lang."""
+    with use(lang):
+        return _render(records, lang)
+
+
+def _render(records: list[dict], lang: str) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     views = []
     for r in records:  # a submission that could not load shows its error once, not per case
@@ -144,6 +154,9 @@ def render(records: list[dict]) -> str:
             {**c, "failed_checks": [_check_view(d) for d in c["checks"] if not d["passed"]]}
             for c in r["cases"] if not c["passed"] and r["layers"][c["layer"]]["defined"]]
         missing = [x for x, v in r["layers"].items() if v["counted"] and not v["defined"]]
-        views.append({**r, "failing": failing, "missing": [] if r["error"] else missing})
+        first = (r.get("findings") or [{}])[0].get("text") or r["hint"]
+        views.append({**r, "failing": failing, "missing": [] if r["error"] else missing,
+                      "findings": r.get("findings") or [], "main": tr(first)})
     return env.from_string(TEMPLATE).render(records=views, layers=all_layers(records),
-                                            summary=class_summary(records), pts=points_text, fmt=_fmt)
+                                            summary=class_summary(records), pts=points_text, fmt=_fmt,
+                                            _=_, tr=tr, lang=lang.replace("_", "-"))

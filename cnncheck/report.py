@@ -268,10 +268,19 @@ def evidence(found: list[Finding], console: Console, room: int) -> list:
 
 # -- one line per case: the course's numbers --------------------------------------------
 def figures(r: CaseResult) -> Text:
-    """'out 1.54e-16  dx 6.22e-10  dw 1.00e+00 FAIL ...': each check's relative error in the
-    CS231n formula, a failed one in red."""
+    """'out 1.54e-16  dx 6.22e-10  dw 1.00e+00 ...': each check's relative error in the CS231n
+    formula, a failed one in red."""
+    return checks_figures(r.checks, r.error)
+
+
+def figures_text(checks: list[dict]) -> str:
+    """The figures of a case's checks in their plain-data form (JSON, grade's records)."""
+    return checks_figures([Check(**d) for d in checks]).plain
+
+
+def checks_figures(checks: list[Check], error: str | None = None) -> Text:
     text = Text()
-    for c in r.checks:
+    for c in checks:
         if c.name not in GRADS and c.passed:
             continue
         value = f"{c.rel_error:.2e}" if c.rel_error is not None else (_("FAIL") if not c.passed else _("ok"))
@@ -279,7 +288,7 @@ def figures(r: CaseResult) -> Text:
             text.append("  ")
         text.append(f"{c.name} ")
         text.append(value, style="bold red" if not c.passed else band(c.rel_error))
-    if r.error:
+    if error:
         text.append(("  " if text else "") + _("ERROR"), style="bold red")
     return text
 

@@ -28,8 +28,8 @@ sys.stdout = open(os.devnull, "w")
 '''
 
 
-def run(*args):
-    result = CliRunner().invoke(g.grade, [str(a) for a in args])
+def run(*args, env=None):
+    result = CliRunner(env=env).invoke(g.grade, [str(a) for a in args])
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -93,6 +93,36 @@ def test_gradescope_tests_one_per_case_and_load_errors_in_every_output(klass):
     failed = [t for t in doc["tests"] if t["status"] == "failed"]
     assert failed and all("dw failed" in t["output"] for t in failed)
     assert {t["number"] for t in doc["tests"]} >= {"1.1", "2.1"}
+
+
+def test_gradescope_opens_with_the_findings_and_a_pass_shows_the_notebooks_numbers(klass):
+    subs, (good, bad, _) = klass
+    head = json.loads(g.to_gradescope(subs[bad]))["output"].splitlines()
+    assert head[0] == "some checks failed:" and head[1].startswith("1. dw does not follow dout")
+    assert head[2].strip().startswith("all 11 conv cases") or "conv cases" in head[2]
+    passed = json.loads(g.to_gradescope(subs[good]))["tests"][0]["output"]
+    assert passed.startswith("passed: out ") and " dx " in passed and "e-" in passed
+
+
+def test_grade_speaks_the_graders_language_and_csv_json_stay_english(klass, tmp_path):
+    subs, (good, bad, _) = klass
+    from cnncheck.i18n import use
+    with use("ja"):
+        head = json.loads(g.to_gradescope(subs[bad]))["output"]
+        buf = io.StringIO()
+        from rich.console import Console
+        g.print_table(list(subs.values()), Console(file=buf, width=300))
+    assert head.startswith("一部のチェックが不合格です：") and "dout" in head
+    assert "提出物 3 件" in buf.getvalue()
+    code, out, _ = run(bad, "--format", "csv", env={"LANG": "ko_KR.UTF-8"})
+    assert code == 0 and "dw does not follow dout" in out
+
+
+def test_a_file_is_scored_on_the_layers_it_defines(tmp_path):
+    code, out, _ = run(TESTS / "students" / "pool" / "correct.py", "--format", "json")
+    [record] = json.loads(out)["submissions"]
+    assert code == 0 and record["passed"] and record["score"] == record["max_score"] == 7
+    assert list(record["layers"]) == ["max_pool"]  # not conv, which it does not define
 
 
 def test_gradescope_needs_exactly_one_submission(tmp_path):

@@ -19,7 +19,7 @@ EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-def record(path: str, error=None, message=EVIL, hint=EVIL, notes=(EVIL,)) -> dict:
+def record(path: str, error=None, message=EVIL, hint=EVIL, notes=(EVIL,), rubric=None) -> dict:
     """A graded record from plain data, as a judge child would send it."""
     check = {"name": "dx", "passed": False, "rel_error": 0.5, "abs_error": 1.0, "message": message,
              "worst": [{"index": [0, 1, 2, 3], "analytic": 1.0, "numerical": 2.0, "allowed": 1e-6}],
@@ -27,8 +27,10 @@ def record(path: str, error=None, message=EVIL, hint=EVIL, notes=(EVIL,)) -> dic
     case = {"name": "conv pad 0", "layer": "conv", "passed": False, "error": None, "hint": hint,
             "notes": list(notes), "checks": [check], "seconds": 0.1}
     data = {"label": path, "error": error, "notes": list(notes), "seconds": 1.0,
-            "cases": [] if error else [case]}
-    return g.score(path, data, None, {"conv": ["conv pad 0"], "max_pool": ["max_pool 3x3 stride 1"]})
+            "cases": [] if error else [case],
+            "findings": [] if error else [{"text": hint, "where": f"{path}:39", "code": EVIL, "pattern": EVIL,
+                                           "cases": ["conv pad 0"], "layer": "conv", "kind": "hint"}]}
+    return g.score(path, data, rubric, {"conv": ["conv pad 0"], "max_pool": ["max_pool 3x3 stride 1"]})
 
 
 def test_student_text_is_escaped_everywhere():
@@ -52,9 +54,20 @@ def test_heat_maps_are_svg_scaled_to_the_largest_error():
 
 
 def test_a_missing_layer_and_a_load_error_say_so():
-    page = render([record("a.py"), record("b.py", error="cannot load b.py: SyntaxError")])
+    rubric = {"conv": {"conv pad 0": 1.0}, "max_pool": {"max_pool 3x3 stride 1": 1.0}}
+    page = render([record("a.py", rubric=rubric), record("b.py", error="cannot load b.py: SyntaxError")])
     assert "the file defines no max_pool layer" in page
     assert "cannot check this submission: cannot load b.py: SyntaxError" in page
+    assert "the file defines no" not in render([record("a.py")])  # only the layers it defines count
+
+
+def test_the_page_opens_each_submission_with_its_findings_in_the_graders_language():
+    hint = "dx is empty at pad 0: `dx_pad[:, :, pad:-pad, pad:-pad]` is `0:0` when pad is 0: use `dx_pad[:, :, pad:pad + H, pad:pad + W]`"
+    page = render([record("a.py", hint=hint)])
+    assert '<ol class="findings"><li><span class="hint">dx is empty at pad 0' in page and "at a.py:39" in page
+    zh = render([record("a.py", hint=hint)], "zh_CN")
+    assert '<html lang="zh-CN">' in zh and "pad 为 0 时 dx 是空的" in zh and "位置 a.py:39" in zh
+    assert "<title>cnncheck 成绩</title>" in zh and "<script>alert" not in zh
 
 
 def png_colours(path: Path) -> int:

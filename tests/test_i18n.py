@@ -121,3 +121,14 @@ def test_a_report_in_each_language_on_real_bad_files(lang, tmp_path, monkeypatch
     assert "dx " in both and "dout" in both and "max_pool 3x3 stride 1" in both  # names as they are
     english = check(conv, "--lang", "en", env=env).stdout
     assert not re.search(SCRIPT[lang], english) and "dx is all zeros" in english
+
+
+def test_the_notebook_api_takes_lang(tmp_path):
+    import cnncheck
+    rep = cnncheck.check("conv", write_bugs("conv/dx_local_and_db_factor.py", tmp_path), lang="ko", seed=0)
+    assert re.search(SCRIPT["ko"], str(rep)) and "기울기" in rep._repr_html_()
+    assert re.search(SCRIPT["ko"], json.loads(rep.to_json())["findings"][0]["text"])  # lang= given: JSON too
+    assert json.loads(cnncheck.check("conv", write_bugs("conv/dx_local_and_db_factor.py", tmp_path / "b"),
+                                     seed=0).to_json())["findings"][0]["text"].startswith("dx is all zeros")
+    with pytest.raises(ValueError, match="unknown language"):
+        cnncheck.check("conv", "x.py", lang="xx")

@@ -422,6 +422,11 @@ def backward(layer, dout, cache):
                 pass
     return _backward(layer, dout, cache)
 ''',
+    "stops itself": '''
+def _stop():
+    os.kill(os.getpid(), signal.SIGSTOP)
+in_backward(_stop)
+''',
     "leaves children running": '''
 import subprocess
 def _sleep():
@@ -619,9 +624,12 @@ class Scene:
             self.package_before = tree_hashes(self.package_copy)
 
     # -- running cnncheck ---------------------------------------------------------------------------
-    def run(self, args: list[str], wrap=(), pass_fds=(), tty=None) -> subprocess.CompletedProcess:
+    def run(self, args: list[str], **kw) -> subprocess.CompletedProcess:
         """python -m cnncheck args in the run's working directory, killed (its whole session)
         when it runs past RUN_SECONDS: a hang fails the test, never hangs it."""
+        return self.finish(self.start(args, **kw))
+
+    def start(self, args: list[str], wrap=(), pass_fds=(), tty=None):
         cmd = [*wrap, sys.executable, "-m", "cnncheck", *args]
         kwargs = {}
         if tty is not None:
@@ -631,10 +639,13 @@ class Scene:
             kwargs["preexec_fn"] = ctty
         else:
             kwargs["start_new_session"] = True
-        proc = subprocess.Popen(cmd, cwd=self.cwd, env=self.env(), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds, **kwargs)
+        return cmd, subprocess.Popen(cmd, cwd=self.cwd, env=self.env(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds, **kwargs)
+
+    def finish(self, started, seconds=RUN_SECONDS) -> subprocess.CompletedProcess:
+        cmd, proc = started
         try:
-            out, err = proc.communicate(timeout=RUN_SECONDS)
+            out, err = proc.communicate(timeout=seconds)
         except subprocess.TimeoutExpired:
             for sig in (signal.SIGCONT, signal.SIGKILL):
                 try:
@@ -646,14 +657,17 @@ class Scene:
                 out, err = proc.communicate(timeout=10)
             except subprocess.TimeoutExpired:  # a stray process holds the pipes
                 out, err = b"", b""
-            pytest.fail(f"cnncheck {' '.join(args[:1])} hung (killed after {RUN_SECONDS} s): "
+            pytest.fail(f"cnncheck {cmd[cmd.index('cnncheck') + 1]} hung (killed after {seconds} s): "
                         f"{err.decode(errors='replace')[-1500:]}")
         return subprocess.CompletedProcess(cmd, proc.returncode, out.decode("utf-8", "replace"),
                                            err.decode("utf-8", "replace"))
 
+    def check_args(self, fmt: str, *extra) -> list[str]:
+        return ["check", str(self.bad), "--config", str(self.config), "--format", fmt,
+                "--timeout", "5", "--memory-limit", "1G", *extra]
+
     def check(self, fmt: str, *extra, **kw):
-        return self.run(["check", str(self.bad), "--config", str(self.config), "--format", fmt,
-                         "--timeout", "5", "--memory-limit", "1G", *extra], **kw)
+        return self.run(self.check_args(fmt, *extra), **kw)
 
     def grade(self, *extra, **kw):
         return self.run(["grade", str(self.klass / "alice"), str(self.klass / "mallory"), "--config",
@@ -731,8 +745,10 @@ def assert_no_process_left(scene):
 def judged(scene, wrap=(), check_extra=(), pass_fds=(), late=False, grade_extra=()):
     """The whole verdict for a scene: check (JSON, JUnit), grade, nothing changed, no process;
     late: a trick that starts processes is looked at again LATE seconds after the run."""
-    assert_check_failed(scene.check("json", *check_extra, wrap=wrap, pass_fds=pass_fds))
-    assert_junit_failed(scene.check("junit", *check_extra, wrap=wrap, pass_fds=pass_fds))
+    json_run, junit_run = (scene.start(scene.check_args(fmt, *check_extra), wrap=wrap, pass_fds=pass_fds)
+                           for fmt in ("json", "junit"))  # at once: the two are independent
+    assert_check_failed(scene.finish(json_run))
+    assert_junit_failed(scene.finish(junit_run))
     assert_graded(scene, scene.grade(*grade_extra, wrap=wrap, pass_fds=pass_fds))
     after = tree_hashes(scene.out)
     assert_no_process_left(scene)
@@ -833,6 +849,32 @@ def test_control_characters_and_xml_in_an_exception_stay_text(scene_for):
     assert csv_out.returncode == 0
     rows = list(csv.reader(io.StringIO(csv_out.stdout)))
     assert len(rows) == 3 and not CONTROL.search(csv_out.stdout)
+
+
+def test_control_characters_in_printed_output_stay_text(scene_for):
+    scene = scene_for("control characters in printed output")
+    judged(scene)
+    table = scene.check("table")
+    assert table.returncode == 1 and "Traceback" not in table.stderr
+    assert "all checks passed" in table.stderr  # shown, on stderr
+    assert not CONTROL.search(table.stderr), repr(table.stderr[:500])
+    assert not CONTROL.search(table.stdout)
+
+
+def test_a_worker_that_stops_itself_fails_its_cases_in_time(scene_for):
+    scene = scene_for("stops itself")
+    start = time.monotonic()
+    assert_check_failed(scene.check("json", "--timeout", "2"))
+    assert time.monotonic() - start < 2 * (2 + 5) + 10  # two cases, each its timeout and a grace
+    assert_no_process_left(scene)
+
+
+def test_the_report_names_the_isolation_in_force(scene_for):
+    scene = scene_for("zeroes dout in place on first call")
+    report = assert_check_failed(scene.check("json"))
+    assert report["isolation"]["level"] in ("bwrap", "uid", "process")
+    table = scene.check("table")
+    assert "isolation: " in table.stdout + table.stderr
 
 
 def test_rich_markup_in_messages_and_names_is_shown_as_written(scene_for):
