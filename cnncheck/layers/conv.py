@@ -183,7 +183,8 @@ def conv_backward_fast(dout, cache):
 
     dw is one GEMM per block of samples and group, of dout against the block's columns
     (rebuilt as in the forward). dx is col2im done offset by offset: for each kernel offset
-    (di, dj), one GEMM per group, w[:, :, di, dj].T @ dout, gives its (C, N, H', W')
+    (di, dj), one GEMM per group, w[:, :, di, dj].T @ dout (a product where each group has
+    one filter: depthwise), gives its (C, N, H', W')
     contribution, added to a strided view of the padded gradient. Working one offset at a
     time keeps the temporary small (a C * HH * WW times larger dcols costs more in
     memory traffic and fresh pages than the extra GEMM calls do).
@@ -213,9 +214,10 @@ def conv_backward_fast(dout, cache):
     dx_pad = np.zeros((C, N, H + g.pad[0] + g.end[0], W + g.pad[1] + g.end[1]), dtype=x.dtype)
     dx_offset = np.empty((G, Cg, N * P), dtype=x.dtype)
     w_g, dout_rows = w.reshape(G, F // G, Cg, HH, WW), dout_g.reshape(G, F // G, N * P)
+    per_tap = np.multiply if F == G else np.matmul  # one filter a group (depthwise): a product, not G GEMVs
     for i in range(HH):
         for j in range(WW):
-            np.matmul(w_g[:, :, :, i, j].transpose(0, 2, 1), dout_rows, out=dx_offset)
+            per_tap(w_g[:, :, :, i, j].transpose(0, 2, 1), dout_rows, out=dx_offset)
             dx_window = _window(dx_pad, i, j, g)
             dx_window += dx_offset.reshape(C, N, *g.out)
     dx = np.ascontiguousarray(_crop(dx_pad, g, H, W).transpose(1, 0, 2, 3))
