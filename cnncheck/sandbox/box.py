@@ -47,6 +47,7 @@ class Box:
     def _make(self, parent: str, name: str, limits: dict) -> None:
         folder = os.path.join(parent, name)
         try:
+            _sweep(parent)
             os.mkdir(folder)
             self.folders.append(folder)
             for key, value in limits.items():
@@ -88,8 +89,25 @@ class Box:
                     pass
             time.sleep(0.01)
         for folder in self.folders:
-            try:
-                os.rmdir(folder)
-            except OSError:
-                pass
+            _remove(folder)
         self.folders = []
+
+
+def _remove(folder: str) -> None:
+    """rmdir a box (a moment after its last process was reaped, it may still be busy)."""
+    for _ in range(20):
+        try:
+            os.rmdir(folder)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)
+
+
+def _sweep(parent: str) -> None:
+    """Remove the empty boxes of judges that are gone (killed before they could)."""
+    for name in os.listdir(parent):
+        judge = name.split("-")[1] if name.startswith("cnncheck-") else ""
+        if judge.isdigit() and not os.path.exists(f"/proc/{judge}"):
+            _remove(os.path.join(parent, name))

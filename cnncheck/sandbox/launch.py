@@ -85,7 +85,7 @@ def preexec(level: str, memory_limit: int | None, box=None):
             os.setgroups([])
             os.setgid(NOBODY)
             os.setuid(NOBODY)
-            resource.setrlimit(resource.RLIMIT_NPROC, (256, 256))
+            resource.setrlimit(resource.RLIMIT_NPROC, (PROCESSES, PROCESSES))
         if memory_limit:
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     return run

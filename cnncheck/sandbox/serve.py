@@ -91,10 +91,8 @@ class _State:
         from cnncheck.sandbox.impl import ImplLoadError, import_spec
         from cnncheck.sandbox.detect import adapters
         self.spec, self.shm = spec, spec["shm"]
-        if spec.get("memory_limit"):  # after the interpreter started: its own maps are counted
-            resource.setrlimit(resource.RLIMIT_AS, (spec["memory_limit"], spec["memory_limit"]))
-        if spec.get("processes"):
-            resource.setrlimit(resource.RLIMIT_NPROC, (spec["processes"], spec["processes"]))
+        _lower(resource.RLIMIT_AS, spec.get("memory_limit"))  # after start-up: its own maps count
+        _lower(resource.RLIMIT_NPROC, spec.get("processes"))
         try:
             _alarm(LOAD_SECONDS, LOAD_SECONDS)
             source = spec["source"]
@@ -209,6 +207,14 @@ class _State:
                 free += _aligned(a.nbytes)
             metas[name] = meta
         return metas
+
+
+def _lower(which: int, value) -> None:
+    """Lower a resource limit to value (never raise it: a limit set before exec stands)."""
+    if value:
+        hard = resource.getrlimit(which)[1]
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(which, (value, value))
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
