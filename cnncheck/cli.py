@@ -12,7 +12,7 @@ import sys
 import click
 from rich.console import Console
 
-from cnncheck import __version__, api, diagnose, i18n, report, runner, suites
+from cnncheck import __version__, api, coursera, diagnose, i18n, report, runner, suites
 from cnncheck.sandbox import impl, process as worker
 from cnncheck.grade import grade
 from cnncheck.options import LANG_OPTION
@@ -165,6 +165,8 @@ def emit(results, fmt: str, verbose: bool = False, lang: str | None = None) -> N
         click.echo(report.to_json(results, lang, {"isolation": wall}))
     elif fmt == "junit":
         click.echo(report.to_junit(results, lang))
+    elif fmt == "coursera":  # a Coursera custom grader's feedback.json
+        click.echo(coursera.from_results(results))
     else:
         footer = [f"isolation: {wall['description']}"] if wall else []
         report.print_table(results, Console(), verbose=verbose, lang=lang, footer=footer)
@@ -307,7 +309,7 @@ def im2col(**opts):
 @click.option("--seed", type=int, help="Random seed for inputs and dout.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), help="Layer dtype.")
 @click.option("--mode", type=click.Choice(["auto", "dense", "sparse", "projection"]), help="Check mode.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "junit"]), default="table",
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "junit", "coursera"]), default="table",
               show_default=True, help="Output format on stdout.")
 @click.option("-v", "--verbose", is_flag=True, help="Table: every case's table, passing ones too.")
 @ISOLATION_OPTION

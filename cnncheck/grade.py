@@ -34,6 +34,7 @@ from rich.text import Text
 
 from cnncheck import layers, report, runner, suites
 from cnncheck.sandbox import launch, process as worker
+from cnncheck import coursera
 from cnncheck.api import check_file
 from cnncheck.config import ConfigError, load_cases
 from cnncheck.findings import findings
@@ -72,7 +73,7 @@ def find_file(path: str) -> str | None:
         if "layers.py" in files:
             found.append(os.path.join(folder, "layers.py"))
         if folder == path:
-            top = [f for f in files if f.endswith(".py")]
+            top = [f for f in files if f.endswith(".py")] or [f for f in files if f.endswith(".ipynb")]
     if found:
         return min(found, key=lambda p: p.count(os.sep))
     return os.path.join(path, top[0]) if len(top) == 1 else None
@@ -480,7 +481,7 @@ def grade_paths(paths, how: Judging = Judging(), rubric=None, jobs=1, on_done=No
 @click.option("--rubric", type=click.Path(exists=True, dir_okay=False),
               help="YAML rubric: points per layer and per case, and which layers count "
                    "(default: 1 point per case; conv, max_pool and any other layer a file defines).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "gradescope"]),
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "gradescope", "coursera"]),
               default="table", show_default=True,
               help="Output on stdout; gradescope writes results.json for exactly one submission.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), metavar="FILE",
@@ -511,8 +512,8 @@ def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout, memory_m
       cnncheck grade submissions/*/ --rubric rubric.yaml --format csv -o grades.csv --html report.html
       cnncheck grade /autograder/submission --format gradescope -o results.json
     """
-    if fmt == "gradescope" and len(paths) != 1:
-        raise GradeError(f"--format gradescope grades exactly one submission, got {len(paths)}: "
+    if fmt in ("gradescope", "coursera") and len(paths) != 1:
+        raise GradeError(f"--format {fmt} grades exactly one submission, got {len(paths)}: "
                          "give one PATH, or use --format json or csv for a class")
     points = load_rubric(rubric, config) if rubric else None
     level = _isolation(isolation)
@@ -556,7 +557,8 @@ def _write(records: list[dict], fmt: str, output: str | None) -> None:
         print_table(records, Console(file=buf, width=160))
         text = buf.getvalue()
     else:
-        text = {"json": to_json, "csv": to_csv, "gradescope": lambda r: to_gradescope(r[0])}[fmt](records)
+        text = {"json": to_json, "csv": to_csv, "gradescope": lambda r: to_gradescope(r[0]),
+                "coursera": lambda r: coursera.feedback(r[0])}[fmt](records)
     if output:
         write_atomic(output, text if text.endswith("\n") else text + "\n")
     else:

@@ -123,3 +123,15 @@ def test_correct_helpers_say_nothing(tmp_path):
     conv = load(str(path), "conv")
     check_case(default_suite("conv", "dlai")[0], conv)
     assert not [n for n in conv.notes if "judged on its own" in n]
+
+
+def test_python_cell_magics_keep_their_body_and_other_cell_magics_and_help_lines_are_skipped():
+    defs = notebook.load_definitions("%%time\ndef f():\n    return 1\nnp.pad?\n", "<cell>")
+    assert len(defs.statements) == 1 and defs.findings == []
+    assert notebook.load_definitions("%%bash\necho hi\n", "<cell>").statements == []
+
+
+def test_an_import_of_several_modules_stands_in_for_the_missing_one_only():
+    space = {}
+    notes = notebook.run_definitions(notebook.load_definitions("import numpy, no_such_helper_x\n", "<c>"), space, "nb")
+    assert space["numpy"] is np and "no_such_helper_x" in notes[0]

@@ -28,7 +28,8 @@ import unicodedata
 from dataclasses import dataclass, field
 
 CELL_MARK = re.compile(r"^# In\[[ \d]*\]:[ \t]*$", re.M)  # nbconvert's cell separator in a .py export
-SHELL = re.compile(r"^\s*(%|!|cd\s|cd$|pip\s|get_ipython\(\))")  # lines IPython would not hand to Python
+SHELL = re.compile(r"^\s*(%|!|cd\s|cd$|pip\s|get_ipython\(\)|[\w.]+\?{1,2}\s*$)")  # lines IPython would not hand to Python
+PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")  # their cells' bodies are Python
 KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
@@ -51,8 +52,8 @@ class Definitions:
 def _blank_shell(source: str) -> str:
     """Magics and shell lines as blank lines (line numbers kept); a `%%` cell magic blanks its cell."""
     lines = source.splitlines()
-    if lines and lines[0].lstrip().startswith("%%"):
-        return ""
+    if lines and lines[0].lstrip().startswith("%%") and not lines[0].split()[0] in PYTHON_CELL_MAGICS:
+        return ""  # %%bash, %%writefile, ...: not Python
     return "\n".join("" if SHELL.match(line) else line for line in lines) + "\n"
 
 
@@ -184,10 +185,14 @@ def run_definitions(defs: Definitions, namespace: dict, who: str) -> list[str]:
                 if not is_import:
                     notes.append(f"{who} {where}: the definition raised {type(e).__name__}: {e}; left out")
                     continue
-                top = _imported_top(code)
+                top = (getattr(e, "name", None) or _imported_top(code)).split(".")[0]
                 standins.add(top, f"{type(e).__name__}: {e}", who)
-                with standins.loading():
-                    exec(code, namespace)
+                try:
+                    with standins.loading():
+                        exec(code, namespace)
+                except Exception as again:  # noqa: BLE001 - still failing: left out
+                    notes.append(f"{who} {where}: the import raised {type(again).__name__}: {again}; left out")
+                    continue
                 notes.append(f"{who} {where} imports {top}, which cannot be imported here "
                              f"({type(e).__name__}: {e}): a stand-in took its place (the checked "
                              "functions must not use it)")
