@@ -144,7 +144,7 @@ def test_each_fault_is_named_with_the_learners_line(name, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name, fix", [("numpy2_float_b", "float(b.item())"), ("numpy2_slot", "b.item()"),
-                                       ("numpy2_np_int", "use int")])
+                                       ("numpy2_np_int", "use int"), ("numpy2_asscalar", "use a.item()")])
 def test_numpy2_incompatibilities_fail_on_their_own_and_the_maths_is_still_judged(name, fix, tmp_path_factory):
     path, code, doc, _ = run_fault(name, tmp_path_factory)
     conv = [c for c in doc["cases"] if c["layer"] == "conv"]

@@ -135,3 +135,13 @@ def test_an_import_of_several_modules_stands_in_for_the_missing_one_only():
     space = {}
     notes = notebook.run_definitions(notebook.load_definitions("import numpy, no_such_helper_x\n", "<c>"), space, "nb")
     assert space["numpy"] is np and "no_such_helper_x" in notes[0]
+
+
+@pytest.mark.parametrize("layer, forward, backward", [("conv", "conv_forward", "conv_backward"),
+                                                      ("avg_pool", "pool_forward", "pool_backward")])
+def test_the_api_takes_the_learners_functions_themselves(layer, forward, backward, tmp_path):
+    import cnncheck
+    module = notebook.load_notebook(str(write(tmp_path, "v2")))
+    rep = cnncheck.check(layer, getattr(module, forward), getattr(module, backward))
+    assert rep.passed and len(rep.results) == 7
+    assert {r.case.protocol for r in rep.results} == {"dlai"}

@@ -57,6 +57,9 @@ def _find(module, kind, label, required, protocol, forward, backward, class_name
         raise ImplLoadError(f"{kind.name} has no {protocol} protocol: use one of {', '.join(kind.protocols)}")
     if class_name:
         return _named_class(module, kind, label, required, specs, class_name)
+    dlai = next((s for s in specs.values() if isinstance(s, ChannelsLast)), None)
+    if dlai and forward and _channels_last_names(getattr(module, forward, None)):
+        return _channels_last(module, label, dlai, forward, backward or dlai.backward)
     if forward or backward:
         return _named_functions(module, kind, label, required, specs, forward, backward)
     for spec in specs.values():
@@ -83,13 +86,25 @@ def _takes(fn, n: int) -> bool:
         return False
 
 
-def _channels_last(module, label, spec):
-    """The learner's functions in the Deep Learning Specialization's protocol; a backward not
-    defined (the 2021 notebook's optional part) fails each case's backward, not the load."""
-    backward = getattr(module, spec.backward, None)
+def _channels_last_names(fn) -> bool:
+    """Does fn name its parameters as the Deep Learning Specialization does (A_prev first, or
+    hparameters)? Functions passed by name are then called in that protocol."""
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return False
+    return bool(names) and (names[0] == "A_prev" or "hparameters" in names)
+
+
+def _channels_last(module, label, spec, forward=None, backward=None):
+    """The learner's functions in the Deep Learning Specialization's protocol (the record's
+    names, or forward/backward); a backward not defined (the 2021 notebook's optional part)
+    fails each case's backward, not the load."""
+    forward, backward_name = forward or spec.forward, backward or spec.backward
+    backward = getattr(module, backward_name, None)
     mode = f" mode={spec.mode!r}" if spec.mode else ""
-    adapter = ChannelsLastPair(getattr(module, spec.forward), backward if callable(backward) else None,
-                               f"{label}: {spec.forward} / {spec.backward}{mode}", spec,
+    adapter = ChannelsLastPair(getattr(module, forward), backward if callable(backward) else None,
+                               f"{label}: {forward} / {backward_name}{mode}", spec,
                                skipped=getattr(module, "__cnncheck_skipped__", {}),
                                helpers={h: getattr(module, h) for h in spec.helpers if callable(getattr(module, h, None))})
     return adapter

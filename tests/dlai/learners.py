@@ -70,6 +70,7 @@ FAULTS = [
     Fault("numpy2_slot", BIAS, "Z = Z + b", None, ("conv",)),
     Fault("numpy2_np_int", "n_H = int((n_H_prev - f + 2 * pad) / stride) + 1",
           "n_H = np.int((n_H_prev - f + 2 * pad) / stride) + 1", None, ("conv",)),
+    Fault("numpy2_asscalar", BIAS, "Z = Z + np.asscalar(b)", None, ("conv",)),
     Fault("unfinished_backward", "    (A_prev, W, b, hparameters) = cache\n",
           "    (A_prev, W, b, hparameters) = None\n", "still None", ("conv",), "= None"),
 ]
