@@ -44,7 +44,8 @@ DEFAULT_MEMORY = 4 * 2**30
 DEFAULT_OUTPUT = 64 * 2**10
 MIN_SHM = 16 * 2**20
 DTYPES = channel.DTYPES
-LOAD_SECONDS = 60.0  # loading a file: its imports may be slow, never endless
+LOAD_SECONDS = 60.0  # loading a file: its imports may be slow, never endless (nor longer than a case may take,
+LOAD_FLOOR = 10.0  # when that is more than this)
 _live = weakref.WeakSet()  # every worker this process started, for shutdown()
 _used = set()  # the isolation levels workers of this process started at
 
@@ -156,10 +157,10 @@ class Worker:
         _live.add(self)
         _used.add(self.level)
         threading.Thread(target=self._drain, args=(out_r,), daemon=True).start()
-        spec = {"source": self._source(), "text": self.text, "load": self.load_args, "label": self.label,
+        spec = {"source": self.source, "text": self.text, "load": self.load_args, "label": self.label,
                 "timeout": self.timeout, "memory_limit": self.memory_limit, "shm": self._shm,
-                "processes": launch.PROCESSES}
-        reply = self._ask(("load", spec), LOAD_SECONDS, "loading", load=True)
+                "processes": launch.PROCESSES, "load_seconds": self._load_seconds()}
+        reply = self._ask(("load", spec), self._load_seconds() + GRACE, "loading", load=True)
         if "error" in reply:
             self.close()
             raise ImplLoadError(reply["error"])
@@ -169,6 +170,9 @@ class Worker:
         self._ensure(MIN_SHM // 2)  # mapped now, so a case's first (timed) call is a plain call
         return self.layers
 
+    def _load_seconds(self) -> float:
+        return min(LOAD_SECONDS, max(LOAD_FLOOR, self.timeout))
+
     def _mark(self) -> str:
         """This worker's mark, in its environment and last on its command line."""
         if not hasattr(self, "_token"):
@@ -177,9 +181,6 @@ class Worker:
 
     def _is_path(self) -> bool:
         return isinstance(self.source, str) and (os.sep in self.source or os.path.exists(self.source))
-
-    def _source(self) -> str:
-        return os.path.abspath(self.source) if self._is_path() else self.source
 
     def close(self) -> None:
         """End the worker and everything it started (the pid namespace ends with it; at

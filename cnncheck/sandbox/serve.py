@@ -94,7 +94,8 @@ class _State:
         _lower(resource.RLIMIT_AS, spec.get("memory_limit"))  # after start-up: its own maps count
         _lower(resource.RLIMIT_NPROC, spec.get("processes"))
         try:
-            _alarm(LOAD_SECONDS, LOAD_SECONDS)
+            seconds = spec.get("load_seconds", LOAD_SECONDS)
+            _alarm(seconds, seconds)
             source = spec["source"]
             if spec.get("text") is not None:  # a notebook's cells, as an export: definitions only
                 source = os.path.join(tempfile.mkdtemp(), spec["source"])
@@ -105,7 +106,7 @@ class _State:
         except ImplLoadError as e:
             return {"error": str(e)}
         except StudentTimeout:
-            return {"error": f"cannot load {spec['source']}: timed out after {LOAD_SECONDS:g} s"}
+            return {"error": f"cannot load {spec['source']}: timed out after {seconds:g} s"}
         finally:
             _alarm(0)
         notes = [n for a in self.adapters.values() for n in a.take_notes()]
