@@ -21,6 +21,7 @@ import yaml
 
 from cnncheck import layers
 from cnncheck.case import DISTRIBUTIONS, DTYPES, LAYERS, Case
+from cnncheck.i18n import msg
 from cnncheck.layers._geometry import span
 from cnncheck.layers.kind import DEFAULTS
 
@@ -97,7 +98,7 @@ _show = _Repr().repr  # short reprs, safe on huge or aliased values
 
 
 def _fail(at: str, message: str):
-    raise ConfigError(f"{at}: {message}")
+    raise ConfigError(msg("{at}: {hint}", at=at, hint=message))
 
 
 def _unknown(at, what, value, options):
@@ -105,7 +106,7 @@ def _unknown(at, what, value, options):
     `pool_param.stride` for sharing `pool_param.`); PyTorch's names get cnncheck's."""
     prefix, _, last = str(value).rpartition(".")
     if last in NOT_YET:
-        _fail(at, f"cnncheck does not support {last} yet")
+        _fail(at, msg("cnncheck does not support {name} yet", name=last))
     near = [o for o in options if o.rpartition(".")[0] == prefix] or list(options)
     full = {}
     for o in near:  # the last part -> the first option ending in it, same mapping first
@@ -114,8 +115,9 @@ def _unknown(at, what, value, options):
     if last in ALIASES and not hint:
         hint = [f"{prefix + '.' if prefix else ''}{k}" for k in ALIASES[last]]
     hint = hint or [full[k] for k in difflib.get_close_matches(last, list(full), n=1)]
-    more = f"did you mean {' and '.join(map(repr, hint))}?" if hint else "expected one of: " + ", ".join(options)
-    _fail(at, f"unknown {what} {_show(value)} ({more})")
+    more = msg("did you mean {names}?", names=" and ".join(map(repr, hint))) if hint else \
+        msg("expected one of: {names}", names=", ".join(options))
+    _fail(at, msg("unknown {what} {value} ({hint})", what=what, value=_show(value), hint=more))
 
 
 # -- YAML text to Python, with lines ---------------------------------------------------------
@@ -124,15 +126,15 @@ def _read(path: str) -> str:
         with open(path, encoding="utf-8") as f:
             return f.read()
     except FileNotFoundError:
-        _fail(path, "no such file")
+        _fail(path, msg("no such file"))
     except IsADirectoryError:
-        _fail(path, "is a directory, not a YAML file")
+        _fail(path, msg("is a directory, not a YAML file"))
     except PermissionError:
-        _fail(path, "permission denied")
+        _fail(path, msg("permission denied"))
     except UnicodeDecodeError as e:
-        _fail(path, f"not UTF-8 text (bad byte at offset {e.start})")
+        _fail(path, msg("not UTF-8 text (bad byte at offset {offset})", offset=e.start))
     except OSError as e:
-        _fail(path, f"cannot read: {e.strerror}")
+        _fail(path, msg("cannot read: {error}", error=e.strerror))
 
 
 def _compose(text: str, path: str) -> yaml.Node:
@@ -141,11 +143,11 @@ def _compose(text: str, path: str) -> yaml.Node:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         problem = ", ".join(p for p in (e.context, e.problem) if p)
-        _fail(f"{path}:{mark.line + 1}:{mark.column + 1}", f"malformed YAML: {problem}")
+        _fail(f"{path}:{mark.line + 1}:{mark.column + 1}", msg("malformed YAML: {problem}", problem=problem))
     except yaml.YAMLError as e:
-        _fail(path, "malformed YAML: " + " ".join(str(e).split()))
+        _fail(path, msg("malformed YAML: {problem}", problem=" ".join(str(e).split())))
     if node is None:
-        _fail(path, "the file is empty (expected a case mapping or 'cases:')")
+        _fail(path, msg("the file is empty (expected a case mapping or 'cases:')"))
     return node
 
 
@@ -184,7 +186,7 @@ def _file_cases(path: str) -> list[tuple[YamlMap, str]]:
     node = _compose(_read(path), path)
     root = _to_python(node, path, {}, set())
     if not isinstance(root, YamlMap):
-        _fail(f"{path}:{node.start_mark.line + 1}", "the top level must be a mapping (one case, or 'cases:')")
+        _fail(f"{path}:{node.start_mark.line + 1}", msg("the top level must be a mapping (one case, or 'cases:')"))
     if "cases" not in root:
         if "defaults" in root:
             _fail(f"{path}:{root.line_of('defaults')}", "'defaults:' needs a 'cases:' list")
@@ -195,7 +197,7 @@ def _file_cases(path: str) -> list[tuple[YamlMap, str]]:
     cases, defaults = root["cases"], root.get("defaults", YamlMap(root.line))
     at = f"{path}:{root.line_of('cases')}"
     if not isinstance(cases, list) or not cases:
-        _fail(at, "cases must be a non-empty list of mappings")
+        _fail(at, msg("cases must be a non-empty list of mappings"))
     if not isinstance(defaults, YamlMap):
         _fail(f"{path}:{root.line_of('defaults')}", "defaults must be a mapping")
     for i, entry in enumerate(cases):
@@ -264,12 +266,12 @@ def _flatten(case: YamlMap, path: str) -> tuple[dict, dict]:
         if key not in TOP_KEYS:
             _unknown(f"{path}:{case.line_of(key)}", "key", key, TOP_KEYS)
     if "layer" not in case:
-        _fail(home, f"missing key 'layer' ({', '.join(LAYERS[:-1])} or {LAYERS[-1]})")
+        _fail(home, msg("missing key 'layer' ({names} or {last})", names=", ".join(LAYERS[:-1]), last=LAYERS[-1]))
     layer = _choice(case["layer"], f"{path}:{case.line_of('layer')}", "layer", LAYERS)
     kind = layers.get(layer)
     for key in (*SHAPES, *PARAMS):
         if key in case and key not in (*kind.shape_keys, kind.param_key):
-            _fail(f"{path}:{case.line_of(key)}", f"'{key}' does not apply to a {layer} case")
+            _fail(f"{path}:{case.line_of(key)}", msg("'{key}' does not apply to a {layer} case", key=key, layer=layer))
     fields = {k: v for k, v in case.items() if k not in SUB_KEYS}
     where = {None: home, **{k: f"{path}:{case.line_of(k)}" for k in fields}}
     for parent in (kind.param_key, "inputs"):
@@ -305,16 +307,17 @@ def _choice(v, at, label, options):
 
 def _int(v, at, label, lo, hi=None):
     if type(v) is not int:  # bool is an int subclass; 2.0 is not an integer here
-        _fail(at, f"{label} = {_show(v)} must be an integer")
+        _fail(at, msg("{label} = {value} must be an integer", label=label, value=_show(v)))
     if v < lo or (hi is not None and v > hi):
-        _fail(at, f"{label} = {v} must be >= {lo}" + (f" and <= {hi}" if hi is not None else ""))
+        _fail(at, msg("{label} = {value} must be >= {lo}", label=label, value=v, lo=lo) if hi is None else
+              msg("{label} = {value} must be >= {lo} and <= {hi}", label=label, value=v, lo=lo, hi=hi))
     return v
 
 
 def _shape(v, at, label, dims, empty_batch=False):
     """Four positive integers; the first may be 0 where empty_batch (x: N = 0, as PyTorch)."""
     if not isinstance(v, (list, tuple)) or len(v) != 4:
-        _fail(at, f"{label} must be a list of 4 integers [{dims}], got {_show(v)}")
+        _fail(at, msg("{label} must be a list of 4 integers [{dims}], got {value}", label=label, dims=dims, value=_show(v)))
     return tuple(_int(n, at, f"{label}[{i}]", int(not (empty_batch and i == 0))) for i, n in enumerate(v))
 
 
@@ -322,7 +325,7 @@ def _pair(v, at, label, lo):
     """An int or an [h, w] pair, as an (h, w) tuple."""
     if isinstance(v, (list, tuple)):
         if len(v) != 2:
-            _fail(at, f"{label} must be an integer or an [h, w] pair, got {_show(v)}")
+            _fail(at, msg("{label} must be an integer or an [h, w] pair, got {value}", label=label, value=_show(v)))
         return tuple(_int(n, at, f"{label}[{i}]", lo) for i, n in enumerate(v))
     n = _int(v, at, label, lo)
     return (n, n)
@@ -333,17 +336,17 @@ def _positive(v, at, label):
         try:
             v = float(v)
         except ValueError:
-            _fail(at, f"{label} = {_show(v)} must be a number")
+            _fail(at, msg("{label} = {value} must be a number", label=label, value=_show(v)))
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        _fail(at, f"{label} = {_show(v)} must be a number")
+        _fail(at, msg("{label} = {value} must be a number", label=label, value=_show(v)))
     if not (math.isfinite(v) and v > 0):
-        _fail(at, f"{label} = {v} must be a finite number > 0")
+        _fail(at, msg("{label} = {value} must be a finite number > 0", label=label, value=v))
     return float(v)
 
 
 def _bool(v, at, label):
     if type(v) is not bool:
-        _fail(at, f"{label} = {_show(v)} must be true or false")
+        _fail(at, msg("{label} = {value} must be true or false", label=label, value=_show(v)))
     return v
 
 

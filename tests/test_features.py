@@ -39,6 +39,7 @@ MAX_POOL = [  # x_shape, pool_param
     ((2, 3, 7, 7), {"pool_height": 3, "pool_width": 3, "stride": 2, "pad": 1, "dilation": 2}),
     ((2, 2, 5, 8), {"pool_height": 2, "pool_width": 3, "stride": 2, "ceil_mode": True}),
     ((0, 2, 4, 4), {"pool_height": 2, "pool_width": 2, "stride": 2}),
+    ((2, 3, 1, 2), {"pool_height": 2, "pool_width": 1, "stride": 3, "ceil_mode": True}),  # one overhanging window
 ]
 AVG_POOL = [
     ((1, 3, 9, 9), {"pool_height": 3, "pool_width": 3, "stride": 1, "pad": 1, "ceil_mode": True,
@@ -142,6 +143,59 @@ def test_pad_same_with_an_even_span_pads_after_the_input(torch):
     assert_array_equal(out[0, 0, 3:], 0)
 
 
+def random_geometries(count, seed=5):
+    """Seeded random geometries of every kind and feature that PyTorch and cnncheck accept."""
+    import warnings
+
+    from torch_reference import torch_call_out
+
+    rng, found = np.random.default_rng(seed), []
+    while len(found) < count:
+        layer = str(rng.choice(list(layers.KINDS)))
+        x = tuple(int(v) for v in (rng.integers(0, 3), rng.integers(1, 5), rng.integers(1, 9), rng.integers(1, 9)))
+        k, s, d, p = ([int(v) for v in rng.integers(lo, hi, 2)] for lo, hi in ((1, 4), (1, 4), (1, 3), (0, 3)))
+        w, bias = None, True
+        if layer == "conv":
+            G = int(rng.choice([1, x[1]]))
+            w, bias = (G * int(rng.integers(1, 3)), x[1] // G, *k), bool(rng.integers(0, 2))
+            pad = str(rng.choice(["same", "valid"])) if rng.integers(0, 3) == 0 else p
+            g = {"stride": 1 if pad == "same" else s, "pad": pad, "dilation": d, "groups": G}
+        else:
+            g = {"pool_height": k[0], "pool_width": k[1], "stride": s, "pad": [min(a, b // 2) for a, b in zip(p, k)]}
+            g.update({"max_pool": {"dilation": d, "ceil_mode": bool(rng.integers(0, 2))},
+                      "avg_pool": {"ceil_mode": bool(rng.integers(0, 2)), "count_include_pad": bool(rng.integers(0, 2)),
+                                   "divisor_override": [None, 2, -3][int(rng.integers(0, 3))]},
+                      "im2col": {"dilation": d, "pad": p}}[layer])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch_call_out(layer, g, random_arrays(layer, x, w, bias))
+            load_cases([], layers.get(layer).command, {"layer": layer, "x_shape": x, **({"w_shape": w} if w else {}),
+                                                       **g, **({} if bias else {"bias": False})})
+        except (RuntimeError, ValueError, ConfigError):
+            continue  # refused by PyTorch (or by cnncheck, where PyTorch's answer is wrong: padding alone)
+        found.append((layer, x, w, g, bias))
+    return found
+
+
+def test_random_geometries_equal_torch(torch):
+    for layer, x, w, g, bias in random_geometries(300):
+        for impl in IMPLS:
+            assert_equal_to_torch(layer, impl, {**g, "bias": bias} if layer == "conv" else g,
+                                  random_arrays(layer, x, w, bias))
+
+
+def test_a_dilated_window_of_padding_alone_is_refused(torch):
+    """PyTorch's max_pool2d gives such a window -inf and an index outside the input (its
+    gradient lands in the next sample); cnncheck says why it will not check it."""
+    x = torch.zeros((2, 1, 1, 2), dtype=torch.float64)
+    _, index = torch.nn.functional.max_pool2d(x, (2, 1), (1, 2), (1, 0), (2, 1), return_indices=True)
+    assert index.max() >= 2  # outside the 1 x 2 input
+    with pytest.raises(ConfigError, match="a window's taps all fall in the padding"):
+        load_cases([], "pool", {"x_shape": (2, 1, 1, 2), "pool_height": 2, "pool_width": 1, "stride": (1, 2),
+                                "pad": (1, 0), "dilation": (2, 1)})
+
+
 # -- configs, records and the checker ----------------------------------------------------
 def test_every_geometry_loads_and_names_each_parameter(tmp_path):
     path = write_cases(tmp_path / "features.yaml", GEOMETRIES)
@@ -184,6 +238,15 @@ def test_the_checker_passes_the_builtin_layers(geometry, tmp_path):
     for chk in result.checks[1:]:  # by colours, none of them falling back to element by element
         assert chk.method == f"dense, {case.kind.colour_count(case, chk.name)} colour" + "s" * (
             case.kind.colour_count(case, chk.name) > 1), chk.method
+
+
+def test_the_checker_passes_random_geometries_by_colours(torch):
+    for layer, x, w, g, bias in random_geometries(80, seed=7):
+        fields = {"layer": layer, "x_shape": x, **({"w_shape": w} if w else {}), **g, **({} if bias else {"bias": False})}
+        (case,) = load_cases([], layers.get(layer).command, fields)
+        result = check_case(case.with_(mode="dense"))
+        assert result.passed, (fields, [(c.name, c.message) for c in result.checks], result.error)
+        assert not any("element-wise" in c.method for c in result.checks), fields
 
 
 def _ignoring(layer, key):

@@ -47,10 +47,11 @@ def _out_size(size: int, kernel: int, stride: int, pad: int = 0, dilation: int =
     if stride < 1 or pad < 0 or dilation < 1:
         raise ValueError(f"stride and dilation must be >= 1 and pad >= 0, got stride {stride}, "
                          f"pad {pad}, dilation {dilation}")
-    if size + pad + pad_end < span(kernel, dilation):
+    out = out_size(size, kernel, stride, pad, dilation, ceil_mode, pad_end)
+    if out < 1:  # (ceil_mode lets the one window overhang the padded input, as PyTorch)
         raise ValueError(f"window of {span(kernel, dilation)} does not fit in {size} + {pad} + {pad_end} "
                          "(padded input)")
-    return out_size(size, kernel, stride, pad, dilation, ceil_mode, pad_end)
+    return out
 
 
 def conv_pads(pad, kernel: tuple, dilation: tuple) -> tuple:

@@ -157,11 +157,24 @@ def max_pool_backward_fast(dout, cache):
 
 class MaxPool(LayerKind):
     def mismatch(self, case):
-        return pad_over_half(case)
+        return pad_over_half(case) or padding_alone(case)
 
     def finish(self, case, checks: dict, grads: dict, dout) -> None:
         if "dx" in checks:
             conserve(case, checks["dx"], grads["dx"], dout)
+
+
+def padding_alone(case):
+    """A dilated window whose taps all fall in the padding (PyTorch's max_pool2d outputs -inf
+    there and sends its gradient outside the input): (config keys, message), else None."""
+    g = case.kind.grid(case)
+    for key, n, k, s, p, d, o in zip(("pool_height", "pool_width"), case.x_shape[2:], g.kernel, g.stride, g.pad,
+                                     g.dilation, g.out):
+        taps = np.arange(o)[:, None] * s - p + np.arange(k) * d
+        if not ((taps >= 0) & (taps < n)).any(axis=1).all():
+            return (("dilation", "pad", key), f"with dilation {d} and pad {p}, a window's taps all fall in "
+                                              f"the padding ({key} {k}): it has no maximum to send its gradient to")
+    return None
 
 
 def conserve(case, chk, dx, dout) -> None:
