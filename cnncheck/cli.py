@@ -28,9 +28,14 @@ ISOLATION_OPTION = click.option(
 
 
 class UserError(click.ClickException):
-    """A usage or config mistake: message on stderr, exit 2."""
+    """A usage or config mistake: message on stderr, exit 2, in the reader's language (--lang,
+    else the environment's)."""
 
     exit_code = 2
+
+    def __init__(self, message: str):
+        ctx = click.get_current_context(silent=True)
+        super().__init__(i18n.in_language(message, ctx.params.get("lang") if ctx else None))
 
 
 def _ints(value: str, flag: str, count: tuple[int, ...]) -> tuple[int, ...]:

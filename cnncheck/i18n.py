@@ -132,19 +132,18 @@ def _templates(lang: str) -> tuple[dict, list]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _translate(text: str, lang: str) -> str | None:
+def _translate(text: str, lang: str, part: bool = False) -> str | None:
+    """text's translation: its msgid, else the template it fills (templates with words of their
+    own first, then a pattern hint scoped to a quantity, then hints joined by "; ", then
+    templates of fields and punctuation alone). `part`: text fills a field of another message,
+    where one word alone ("no", "max": the report's labels) is no message."""
     exact, templates = _templates(lang)
-    if text in exact:
+    if text in exact and (" " in text or not part):
         return exact[text]
-    for regex, target, strict in templates:
+    for regex, target, strict in (t for t in templates if not t[2]):
         m = regex.fullmatch(text)
-        if not m:
-            continue
-        values = {k: _translate(v, lang) if k.startswith("hint") else v for k, v in m.groupdict().items()}
-        if strict and (None in values.values() or not any(k.startswith("hint") for k in values)):
-            continue  # "{hint} ({names})" fits any text ending in ")": only where the hint is a message
-        values = {k: m.group(k) if v is None else v for k, v in values.items()}
-        return FIELD.sub(lambda f: values[f.group(1)], target)
+        if m:
+            return _fill(m, target, lang, strict)
     m = SCOPED.fullmatch(text)
     whole = m and _translate(f"{m.group(1)}: {m.group(3)}", lang)
     if whole:  # the scope goes where the translation's first colon is
@@ -153,9 +152,30 @@ def _translate(text: str, lang: str) -> str | None:
         return whole[:cut] + scope + whole[cut:]
     parts = text.split("; ")  # a case's hints, a contract's problems
     if len(parts) > 1:
-        done = [_translate(p, lang) for p in parts]
+        done = [_translate(p, lang, True) for p in parts]
         return "; ".join(d or p for d, p in zip(done, parts)) if any(done) else None
+    for regex, target, strict in (t for t in templates if t[2]):
+        m = regex.fullmatch(text)
+        filled = m and _fill(m, target, lang, strict)
+        if filled:
+            return filled
     return None
+
+
+def _fill(m: re.Match, target: str, lang: str, strict: bool) -> str | None:
+    """The translation with m's values, `hint` fields translated in turn; None when a strict
+    template's hint fields are not all messages."""
+    values = {k: _translate(v, lang, True) if k.startswith("hint") else v for k, v in m.groupdict().items()}
+    if strict and (None in values.values() or not any(k.startswith("hint") for k in values)):
+        return None  # "{hint} ({names})" fits any text ending in ")": only where the hint is a message
+    values = {k: m.group(k) if v is None else v for k, v in values.items()}
+    return FIELD.sub(lambda f: values[f.group(1)], target)
+
+
+def in_language(text: str, lang: str | None = None) -> str:
+    """A message in lang (None: the environment's language), for what goes to stderr."""
+    with use(resolve(lang)):
+        return tr(text)
 
 
 def tr(text: str | None) -> str | None:
