@@ -157,7 +157,21 @@ def diagnose(results: list[CaseResult], source: str | None = None) -> list[CaseR
     for layer in dict.fromkeys(r.case.layer for r in results):
         _Hints([r for r in results if r.case.layer == layer], source).attach()
     helper_hints(results)
+    learner_indices(results)
     return results
+
+
+def learner_indices(results: list[CaseResult]) -> None:
+    """The worst elements' indices in the layout of the user's protocol (the Deep Learning
+    Specialization's A_prev[n, h, w, c], W[i, j, c, f], b[0, 0, 0, f]), once the hints have read
+    them in cnncheck's."""
+    for r in results:
+        spec = r.case.kind.protocols.get(r.case.protocol)
+        for c in r.checks if hasattr(spec, "learner_shape") else ():
+            for w in c.worst if c.name in ("out", *GRADS) else ():
+                if "index" in w and not w.get("learner"):
+                    index = list(spec.learner_shape(c.name, tuple(w["index"])))
+                    w["index"], w["learner"] = [0, 0, 0, index[-1]] if c.name == "db" else index, True
 
 
 def helper_hints(results: list[CaseResult]) -> None:
