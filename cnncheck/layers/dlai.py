@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnncheck.evidence import ERROR, GRADS, Pattern, Sign, is_shape, nonsquare_input, overlapping, ratio
+from cnncheck.i18n import msg
 from cnncheck.layers.kind import ChannelsLast
 
 CONV_NAMES = {"x": "A_prev", "w": "W", "b": "b", "out": "Z", "dx": "dA_prev", "dw": "dW", "db": "db",
@@ -178,9 +179,9 @@ def _pool_hints(mode: str) -> tuple:
                  "added (`+=`) into dA_prev at the window", grads=("dx",), fallback=True)]
            if mode == "max" else
            [Sign("n_H + n_W", _divides_by_sum,
-                 lambda r, c: f"dA_prev is {ratio(c):.4g} times the numerical gradient: distribute_value "
-                              "divides by n_H + n_W (right only at f = 2, the course's test size): divide by "
-                              "n_H * n_W", grads=("dx",), line=r"n_H\s*\+\s*n_W", within=("distribute_value",))])
+                 lambda r, c: msg("dA_prev is {k} times the numerical gradient: distribute_value divides by "
+                                  "n_H + n_W (right only at f = 2, the course's test size): divide by n_H * n_W",
+                                  k=f"{ratio(c):.4g}"), grads=("dx",), line=r"n_H\s*\+\s*n_W", within=("distribute_value",))])
     return (*over, *own, *_signs("pool_backward", "pool_forward"),
             Pattern("stride", lambda c: max(c.stride) > 1, STRIDE_TEXT, grads=GRADS, line=NO_STRIDE,
                     within=("pool_backward",)),

@@ -9,8 +9,10 @@ import os
 import re
 import tokenize
 
-PY2_DIVISION = ("Python 2 `/` gives a float in Python 3: use `//` for sizes and indices, "
-                "e.g. H_out = 1 + (H + 2 * pad - HH) // stride")
+from cnncheck.i18n import msg
+
+PY2_DIVISION = msg("Python 2 `/` gives a float in Python 3: use `//` for sizes and indices, "
+                   "e.g. H_out = 1 + (H + 2 * pad - HH) // stride")
 REMOVED_NUMPY = {  # name -> (removed in, replacement)
     "int": ("1.24", "int"), "float": ("1.24", "float"), "bool": ("1.24", "bool"),
     "object": ("1.24", "object"), "str": ("1.24", "str"), "long": ("1.24", "int"),
@@ -31,37 +33,36 @@ def _numpy_hint(m):
     if name not in REMOVED_NUMPY:
         return None
     version, use = REMOVED_NUMPY[name]
-    return f"np.{name} was removed in numpy {version}: use {use}"
+    return msg("np.{name} was removed in numpy {version}: use {use}", name=name, version=version, use=use)
 
 
+CYTHON = msg("the Cython extension is not built: cd cs231n && python setup.py build_ext --inplace")
 # (pattern, hint or function of the match): first match wins
 ERROR_HINTS = [
-    (r"Missing parentheses in call to 'print'", "Python 2 print statement: use print(...)"),
-    (r"Missing parentheses in call to 'exec'", "Python 2 exec statement: use exec(...)"),
-    (r"multiple exception types must be parenthesized", "Python 2 `except E, e:`: use `except E as e:`"),
-    (r"inconsistent use of tabs and spaces", "tabs and spaces mixed in the indentation: use spaces only"),
+    (r"Missing parentheses in call to 'print'", msg("Python 2 print statement: use print(...)")),
+    (r"Missing parentheses in call to 'exec'", msg("Python 2 exec statement: use exec(...)")),
+    (r"multiple exception types must be parenthesized", msg("Python 2 `except E, e:`: use `except E as e:`")),
+    (r"inconsistent use of tabs and spaces", msg("tabs and spaces mixed in the indentation: use spaces only")),
     (r"name '(\w+)' is not defined",
-     lambda m: f"{m.group(1)} is Python 2: use {PYTHON2_NAMES[m.group(1)]}" if m.group(1) in PYTHON2_NAMES
-     else "the Cython extension is not built: cd cs231n && python setup.py build_ext --inplace"
-     if "cython" in m.group(1) else None),
+     lambda m: msg("{name} is Python 2: use {use}", name=m.group(1), use=PYTHON2_NAMES[m.group(1)])
+     if m.group(1) in PYTHON2_NAMES else CYTHON if "cython" in m.group(1) else None),
     (r"module 'numpy' has no attribute '(\w+)'", _numpy_hint),
-    (r"module 'numpy.lib' has no attribute 'pad'", "np.lib.pad was removed: use np.pad"),
+    (r"module 'numpy.lib' has no attribute 'pad'", msg("np.lib.pad was removed: use np.pad")),
     (r"'float' object cannot be interpreted as an integer", PY2_DIVISION),
     (r"slice indices must be integers", PY2_DIVISION),
     (r"Cannot cast array data from dtype\('float\d*'\) to dtype\('u?int\d*'\)", PY2_DIVISION),
     (r"only (0-dimensional|length-1) arrays can be converted to Python scalars",
-     "`int()` of a 1-element array was allowed before NumPy 2 and is an error now: "
-     "use `row[0]` or `.item()`"),
+     msg("`int()` of a 1-element array was allowed before NumPy 2 and is an error now: "
+         "use `row[0]` or `.item()`")),
     (r"only integers, slices .* are valid indices", PY2_DIVISION),
     (r"No module named '(past|future)'",
-     "`past` and `future` come from the `future` package: pip install future (or use range for xrange)"),
-    (r"No module named '[\w.]*im2col_cython'",
-     "the Cython extension is not built: cd cs231n && python setup.py build_ext --inplace"),
+     msg("`past` and `future` come from the `future` package: pip install future (or use range for xrange)")),
+    (r"No module named '[\w.]*im2col_cython'", CYTHON),
     (r"'dict' object has no attribute '(iteritems|itervalues|iterkeys|has_key)'",
-     lambda m: f"dict.{m.group(1)} is Python 2: use "
-               + ("`key in d`" if m.group(1) == "has_key" else f"d.{m.group(1)[4:]}()")),
+     lambda m: msg("dict.{name} is Python 2: use {use}", name=m.group(1),
+                   use="`key in d`" if m.group(1) == "has_key" else f"d.{m.group(1)[4:]}()")),
     (r"cannot access local variable '(\w+)' where it is not associated with a value",
-     lambda m: f"`{m.group(1)}` is assigned only on some paths (an `if` with no `else`?)"),
+     lambda m: msg("`{name}` is assigned only on some paths (an `if` with no `else`?)", name=m.group(1))),
 ]
 
 
@@ -72,7 +73,8 @@ def relative_import_hint(name: str, folder: str, package: str) -> str | None:
     if not package or not (os.path.isfile(os.path.join(folder, top + ".py"))
                            or os.path.isfile(os.path.join(folder, top, "__init__.py"))):
         return None
-    return f"Python 2 implicit relative import: use `from . import {top}` (or `from {package} import {top}`)"
+    return msg("Python 2 implicit relative import: use `from . import {top}` (or `from {package} import {top}`)",
+               top=top, package=package)
 
 
 def error_hint(message: str) -> str | None:
@@ -174,4 +176,4 @@ def habits_note(filename: str, source: str) -> str | None:
                       for h, ls in lines.items())
     fixes = [HABIT_FIX[h] for h in lines]
     use = ", ".join(fixes[:-1]) + " and " + fixes[-1] if len(fixes) > 1 else fixes[0]
-    return f"Python 2 habits in {os.path.basename(filename)}: {where}: use {use}"
+    return msg("Python 2 habits in {file}: {where}: use {use}", file=os.path.basename(filename), where=where, use=use)
