@@ -55,6 +55,8 @@ def _factor(r, c) -> str:
 
 NOT_LINEAR = re.compile(r"not linear in dout \((\w+)")
 SIGNS = [
+    Sign("numpy 2", lambda r, c: bool(c is not None and c.message), lambda r, c: c.message,
+         grads=("numpy 2",), backward=False),  # what NumPy 2 refuses, its line and fix (numpy2_findings)
     Sign("all zeros", analytic_zero,
          lambda r, c: msg("{q} is all zeros: is the gradient written into a local name "
                           "(`window = window + ...`) instead of into {q}?", q=c.name)),
@@ -196,7 +198,7 @@ def numpy2_findings(results: list[CaseResult]) -> None:
         found = [n for n in r.notes if NUMPY2 in n]
         if found and not any(c.name == "numpy 2" for c in r.checks):
             r.notes = [n for n in r.notes if NUMPY2 not in n]
-            text = "; ".join(dict.fromkeys(n.replace("warning at ", "", 1).replace(NUMPY2, "") for n in found))
+            text = " | ".join(dict.fromkeys(n.replace("warning at ", "", 1).replace(NUMPY2, "") for n in found))
             r.checks.append(Check("numpy 2", False, method="runs under NumPy 2", message=text))
 
 

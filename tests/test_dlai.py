@@ -209,3 +209,18 @@ def test_grade_scores_notebooks(tmp_path):
         if r.stdout.strip().startswith("{") else {Path(x["submission"]).parent.name: x for x in json.loads(r.stdout)}
     assert records["good"]["score"] == records["good"]["max_score"] == 21
     assert records["bad"]["score"] == 19
+
+
+def test_a_file_with_three_faults_names_each_in_one_run(tmp_path):
+    text = CORRECT
+    for name in ("numpy2_float_b", "unpad_pad0", "pool_backward_no_stride"):
+        text = faulty(BY_NAME[name], text)
+    path = write(tmp_path, "v2", text)
+    code, doc, _ = check(tmp_path, path.name)
+    hints = {h for c in doc["cases"] for h in c["hints"]}
+    assert any("fails under NumPy 2" in h and "float(b.item())" in h for h in hints)
+    assert any("notebook's own unpad hint" in h for h in hints)
+    assert any("without the stride" in h and f"{path.name}:" in h for h in hints)
+    failing = {c["name"] for c in doc["cases"] if not c["passed"]}
+    assert failing == {c.name for c in default_suite("conv", "dlai")} | {
+        c.name for layer in ("max_pool", "avg_pool") for c in default_suite(layer, "dlai") if c.stride[0] > 1}
