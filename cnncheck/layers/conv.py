@@ -178,16 +178,38 @@ def conv_forward_fast(x, w, b, conv_param):
     return out, cache
 
 
+def _col2im_blocks(dout, w, g: Grid, groups: int, x_shape, dtype):
+    """dx, a block of samples at a time: for the block's samples, dcols = w.T @ dout[n]
+    (one GEMM per group; a product where each group has one filter, depthwise), of shape
+    (C * HH * WW, H' * W') per sample, into a buffer reused from block to block (small
+    enough to stay in cache), then added back onto the padded dx tap by tap: the adjoint of
+    _column_blocks. dout is read once, in its own layout."""
+    N, C, H, W = x_shape
+    F, Cg, HH, WW = w.shape
+    P, K = g.out[0] * g.out[1], Cg * HH * WW
+    dx_pad = np.zeros((N, C, H + g.pad[0] + g.end[0], W + g.pad[1] + g.end[1]), dtype=dtype)
+    w_t = w.reshape(groups, F // groups, K).transpose(0, 2, 1)  # (G, C / G * HH * WW, F / G)
+    per_block = np.multiply if F == groups else np.matmul
+    n = max(1, min(N, BLOCK_BYTES // max(1, C * HH * WW * P * np.dtype(dtype).itemsize)))
+    buffer = np.empty((n, groups, K, P), dtype=dtype)
+    for start in range(0, N, n):
+        samples, m = slice(start, min(N, start + n)), min(n, N - start)
+        dcols = per_block(w_t, dout[samples].reshape(m, groups, F // groups, P), out=buffer[:m])
+        taps, dx_block = dcols.reshape(m, C, HH, WW, *g.out), dx_pad[samples]
+        for i in range(HH):
+            for j in range(WW):
+                dx_window = _window(dx_block, i, j, g)
+                dx_window += taps[:, :, i, j]
+    return np.ascontiguousarray(_crop(dx_pad, g, H, W))
+
+
 def conv_backward_fast(dout, cache):
-    """Backward pass of a convolutional layer: GEMMs, and a col2im over kernel offsets.
+    """Backward pass of a convolutional layer: GEMMs, and a col2im a block of samples at a time.
 
     dw is one GEMM per block of samples and group, of dout against the block's columns
-    (rebuilt as in the forward). dx is col2im done offset by offset: for each kernel offset
-    (di, dj), one GEMM per group, w[:, :, di, dj].T @ dout (a product where each group has
-    one filter: depthwise), gives its (C, N, H', W')
-    contribution, added to a strided view of the padded gradient. Working one offset at a
-    time keeps the temporary small (a C * HH * WW times larger dcols costs more in
-    memory traffic and fresh pages than the extra GEMM calls do).
+    (rebuilt as in the forward). dx is col2im by blocks of samples (see _col2im_blocks):
+    one GEMM per block and group gives the block's columns of dx, added back onto a padded
+    dx one kernel offset at a time.
 
     Inputs:
     - dout: upstream derivatives, of shape (N, F, H', W')
@@ -201,26 +223,18 @@ def conv_backward_fast(dout, cache):
     x, w, b, conv_param = cache
     g = _conv_grid(x.shape, w.shape, conv_param)
     G = conv_param.get("groups", 1)
-    N, C, H, W = x.shape
+    N = len(x)
     F, Cg, HH, WW = w.shape
     P = g.out[0] * g.out[1]
 
-    dout_g = np.ascontiguousarray(dout.reshape(N, G, F // G, P).transpose(1, 2, 0, 3), dtype=x.dtype)
-    dw_rows = np.zeros((G, F // G, Cg * HH * WW), dtype=np.result_type(x, dout))
+    dout = dout.astype(x.dtype, copy=False)
+    dout_g = np.ascontiguousarray(dout.reshape(N, G, F // G, P).transpose(1, 2, 0, 3))
+    dw_rows = np.zeros((G, F // G, Cg * HH * WW), dtype=x.dtype)
     for samples, cols in _column_blocks(x, g):
         m = len(range(*samples.indices(N)))
         dw_rows += dout_g[:, :, samples].reshape(G, -1, m * P) @ cols.reshape(G, -1, m * P).transpose(0, 2, 1)
     dw = dw_rows.reshape(w.shape).astype(w.dtype, copy=False)
-    dx_pad = np.zeros((C, N, H + g.pad[0] + g.end[0], W + g.pad[1] + g.end[1]), dtype=x.dtype)
-    dx_offset = np.empty((G, Cg, N * P), dtype=x.dtype)
-    w_g, dout_rows = w.reshape(G, F // G, Cg, HH, WW), dout_g.reshape(G, F // G, N * P)
-    per_tap = np.multiply if F == G else np.matmul  # one filter a group (depthwise): a product, not G GEMVs
-    for i in range(HH):
-        for j in range(WW):
-            per_tap(w_g[:, :, :, i, j].transpose(0, 2, 1), dout_rows, out=dx_offset)
-            dx_window = _window(dx_pad, i, j, g)
-            dx_window += dx_offset.reshape(C, N, *g.out)
-    dx = np.ascontiguousarray(_crop(dx_pad, g, H, W).transpose(1, 0, 2, 3))
+    dx = _col2im_blocks(dout, w, g, G, x.shape, x.dtype)
     if b is None:
         return dx, dw
     db = dout.sum(axis=(0, 2, 3)).astype(b.dtype, copy=False)
