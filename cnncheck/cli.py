@@ -164,14 +164,15 @@ def run(command: str, opts: dict) -> None:
 def emit(results, fmt: str, verbose: bool = False, lang: str | None = None) -> None:
     """The result on stdout, in the chosen format and language (--lang, else the environment's
     for the table and English for machines), with the isolation the checked code ran under."""
-    lang = i18n.resolve(lang, machine=fmt != "table")
+    lang = i18n.resolve(lang, machine=fmt in ("json", "junit"))
     wall = worker.isolation()
     if fmt == "json":
         click.echo(report.to_json(results, lang, {"isolation": wall}))
     elif fmt == "junit":
         click.echo(report.to_junit(results, lang))
     elif fmt == "coursera":  # a Coursera custom grader's feedback.json
-        click.echo(coursera.from_results(results))
+        with i18n.use(lang):
+            click.echo(coursera.from_results(results))
     else:
         footer = [f"isolation: {wall['description']}"] if wall else []
         report.print_table(results, Console(), verbose=verbose, lang=lang, footer=footer)

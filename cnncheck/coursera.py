@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+from cnncheck.i18n import _, tr
+
 
 def _document(fraction: float, lines: list[str]) -> str:
     return json.dumps({"fractionalScore": round(min(1.0, max(0.0, fraction)), 6),
@@ -20,27 +22,30 @@ def _document(fraction: float, lines: list[str]) -> str:
 def feedback(record: dict) -> str:
     """One graded submission (a record of cnncheck.grade): its score as a fraction, and what
     failed with the hints, case by case."""
-    from cnncheck.grade import case_text  # grade renders a case for a reader; it imports this module
+    from cnncheck.grade import case_text, findings_text  # grade renders for a reader; it imports this module
     fraction = record["score"] / record["max_score"] if record["max_score"] else 0.0
     if record["error"]:
-        head = [f"cannot check your file: {record['error']}"]
+        head = [_("cannot check your file: {error}").format(error=tr(record["error"]))]
     elif record["passed"]:
-        head = ["every check passed"]
-    else:
-        head = [f"score {record['score']:g} of {record['max_score']:g}: some checks failed"]
+        head = [_("every check passed")]
+    else:  # the findings first, as every report opens
+        head = [_("score {score} of {most}: some checks failed").format(
+            score=f"{record['score']:g}", most=f"{record['max_score']:g}"), findings_text(record)]
     failing = [c for c in record["cases"] if not c["passed"] and not record["error"]]
     body = [f"\n{c['name']}:\n{case_text(c)}" for c in failing]
-    notes = [f"note: {n}" for n in record.get("notes") or []]
+    notes = [_("note: {note}").format(note=tr(n)) for n in record.get("notes") or []]
     return _document(fraction, [*head, *body, *(["", *notes] if notes else [])])
 
 
 def from_results(results: list) -> str:
     """One file checked (`cnncheck check`): the fraction of its cases that passed."""
-    from cnncheck.grade import case_text
-    from cnncheck.report import case_dict
+    from cnncheck.findings import findings
+    from cnncheck.grade import case_text, findings_text
+    from cnncheck.report import case_dict, finding_dict
     cases = [case_dict(r) for r in results]
     passed = sum(c["passed"] for c in cases)
-    head = ["every check passed" if cases and passed == len(cases)
-            else f"{passed} of {len(cases)} cases passed"]
+    head = [_("every check passed") if cases and passed == len(cases)
+            else _("{passed} of {n} cases passed").format(passed=passed, n=len(cases)),
+            findings_text({"findings": [finding_dict(f) for f in findings(results)]})]
     body = [f"\n{c['name']}:\n{case_text(c)}" for c in cases if not c["passed"]]
     return _document(passed / len(cases) if cases else 0.0, head + body)

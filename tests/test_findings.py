@@ -64,3 +64,13 @@ def test_text_from_the_checked_code_is_shown_as_text_in_every_format():
     assert "[bold red]boom[/bold red]" in text and "[link=http://x]note[/link]" in text
     assert json.loads(report.to_json(runs))["findings"][0]["text"] == evil
     assert "&lt;b&gt;&amp;amp;&lt;/b&gt;" in report.to_junit(runs)
+
+
+def test_coursera_feedback_opens_with_the_same_findings(tmp_path):
+    path = write_bugs("conv/unpad_and_dw_stride.py", tmp_path)
+    doc = json.loads(CliRunner().invoke(main, ["check", path, "--format", "coursera"]).stdout)
+    lines = doc["feedback"].splitlines()
+    assert lines[0] == "5 of 11 cases passed" and lines[1].startswith("1. fails only at stride > 1, in dw")
+    assert lines[3].startswith("2. dx is empty at pad 0") and f"(at {path}:39)" in lines[3]
+    ko = json.loads(CliRunner().invoke(main, ["check", path, "--format", "coursera", "--lang", "ko"]).stdout)
+    assert ko["feedback"].startswith("케이스 11개 중 5개 통과")
