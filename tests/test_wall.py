@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import textwrap
 import time
 import xml.etree.ElementTree as ET
@@ -592,6 +593,7 @@ class Scene:
                "pickle_proof": str(self.pickle_proof), "package_copy": str(package_copy / "cnncheck"),
                "packages": [str(package_copy / "cnncheck"), *self.real_packages], "site": self.site_dirs,
                "late": 1.0, "host_pidns": os.readlink("/proc/self/ns/pid")}
+        self.python = sys.executable
         self.bad = self.klass / "mallory" / "layers.py"
         self.bad.write_text(hostile_text(trick, cfg) if trick in TRICKS else trick)
         self.before = self.watched()
@@ -630,7 +632,7 @@ class Scene:
         return self.finish(self.start(args, **kw))
 
     def start(self, args: list[str], wrap=(), pass_fds=(), tty=None):
-        cmd = [*wrap, sys.executable, "-m", "cnncheck", *args]
+        cmd = [*wrap, self.python, "-m", "cnncheck", *args]
         kwargs = {}
         if tty is not None:
             def ctty():  # a session whose controlling terminal is the test's pty
@@ -679,8 +681,8 @@ class Scene:
 def scene_for(tmp_path, package_copy):
     scenes = []
 
-    def make(trick):
-        scenes.append(Scene(tmp_path, trick, package_copy))
+    def make(trick, base=None, package=None):
+        scenes.append(Scene(base or tmp_path, trick, package or package_copy))
         return scenes[-1]
     yield make
     for s in scenes:
@@ -955,42 +957,53 @@ def test_grade_refuses_less_than_uid_separation_unless_told(scene_for, monkeypat
     assert strict_json(told.stdout)["submissions"][0]["passed"] is True
 
 
-TEST_USER = "cnnwall"
+SHARED_PYTHON = os.environ.get("CNNCHECK_SHARED_PYTHON")  # readable by every user: see .ci/run
+TEST_USER = "cnncheck-test"  # the user tests/test_wall_levels.py makes too
+AS_USER = {"bwrap": ["zeroes dout in place on first call", "writes into the installed cnncheck package",
+                     "SIGSTOPs its parent and every ancestor running cnncheck", "leaves children running"],
+           "process": ["zeroes dout in place on first call", "writes into the installed cnncheck package",
+                       "leaves children running"]}
 
 
-def _reachable_by_others(path: str) -> bool:
-    p = Path(path).resolve()
-    for parent in [p, *p.parents]:
-        mode = parent.stat().st_mode
-        if parent != p and not mode & 0o001:
-            return False
-    return bool(p.stat().st_mode & 0o004)
-
-
-def test_as_an_unprivileged_user_the_wall_still_holds(scene_for, tmp_path):
-    """cnncheck run by a normal user: the worker runs as that user in a session of its own
-    (or under bwrap), and the verdict holds."""
+def as_test_user() -> list[str]:
+    """The command prefix that runs as TEST_USER (made when missing); skips where it cannot."""
     if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("useradd"):
-        pytest.skip("needs root, setpriv and useradd to run cnncheck as a test user")
-    for path in (sys.executable, str(REPO / "cnncheck" / "__init__.py"), __import__("numpy").__file__):
-        if not _reachable_by_others(path):
-            pytest.skip(f"{path} is not readable by other users here: cnncheck cannot run as one")
-    if subprocess.run(["id", TEST_USER], capture_output=True, timeout=10).returncode != 0:
+        pytest.skip("needs root, setpriv and useradd to run cnncheck as a normal user")
+    if not SHARED_PYTHON or not os.access(SHARED_PYTHON, os.X_OK):
+        pytest.skip("CNNCHECK_SHARED_PYTHON (an interpreter every user can read) is not set: see .ci/run")
+    if subprocess.run(["id", TEST_USER], capture_output=True, timeout=30).returncode != 0:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", TEST_USER],
                        check=True, capture_output=True, timeout=30)
-    scene = scene_for("zeroes dout in place on first call")
-    for d in (tmp_path, *tmp_path.parents):
-        if d == Path("/"):
-            break
-        os.chmod(d, os.stat(d).st_mode | 0o005)
-    for folder, dirs, files in os.walk(tmp_path):
-        for name in dirs:
-            os.chmod(os.path.join(folder, name), 0o777)
-        for name in files:
-            os.chmod(os.path.join(folder, name), 0o644)
-    wrap = ["setpriv", f"--reuid={TEST_USER}", f"--regid={TEST_USER}", "--clear-groups", "--"]
-    assert_check_failed(scene.check("json", wrap=wrap))
-    assert_no_process_left(scene)
+    return ["setpriv", f"--reuid={TEST_USER}", f"--regid={TEST_USER}", "--clear-groups", "--"]
+
+
+@pytest.fixture
+def open_folder():
+    """A folder every user can read (pytest's own are root's alone), removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix="cnnwall-user-", dir="/tmp"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("level", sorted(AS_USER))
+def test_as_a_normal_user_the_wall_still_holds(open_folder, scene_for, monkeypatch, level):
+    """cnncheck run by a normal user (the judge not root), from a class folder every user can
+    read, its outputs and working directory the only places it may write."""
+    wrap = as_test_user()
+    if level == "process":
+        monkeypatch.setenv("CNNCHECK_BWRAP", "/bin/false")  # present, and refuses
+    package = open_folder / "site"
+    shutil.copytree(REPO / "cnncheck", package / "cnncheck", ignore=shutil.ignore_patterns("__pycache__"))
+    for trick in AS_USER[level]:
+        scene = scene_for(trick, base=open_folder, package=package)
+        scene.python = SHARED_PYTHON
+        for d in (scene.out, scene.cwd):
+            d.chmod(0o777)
+        report = assert_check_failed(scene.check("json", wrap=wrap))
+        assert _isolation(report) == level, report.get("isolation")
+        judged(scene, wrap=wrap, grade_extra=("--isolation", "process") if level == "process" else (),
+               late=trick in STARTS_PROCESSES)
 
 
 def test_the_gradescope_entry_keeps_its_results_json_after_the_run(scene_for):
