@@ -30,6 +30,7 @@ CONV = [  # x_shape, w_shape, conv_param (the config's spelling), bias
     ((2, 4, 6, 6), (4, 1, 3, 3), {"stride": 1, "pad": 1, "groups": 4}, True),  # depthwise
     ((2, 4, 6, 6), (8, 1, 3, 3), {"stride": [3, 2], "pad": 0, "groups": 4}, False),  # depthwise, multiplier 2
     ((2, 4, 6, 5), (6, 2, 3, 2), {"stride": 1, "pad": 0, "groups": 2}, True),
+    ((2, 4, 5, 5), (2, 2, 3, 3), {"stride": 2, "pad": 1, "groups": 2}, True),  # one filter a group of 2 channels
     ((0, 4, 6, 6), (8, 1, 3, 3), {"stride": 1, "pad": 1, "groups": 4}, True),  # an empty batch
     ((0, 3, 5, 5), (2, 3, 3, 3), {"stride": 1, "pad": "same", "dilation": 2}, False),
 ]

@@ -180,7 +180,7 @@ def conv_forward_fast(x, w, b, conv_param):
 
 def _col2im_blocks(dout, w, g: Grid, groups: int, x_shape, dtype):
     """dx, a block of samples at a time: for the block's samples, dcols = w.T @ dout[n]
-    (one GEMM per group; a product where each group has one filter, depthwise), of shape
+    (one GEMM per group), of shape
     (C * HH * WW, H' * W') per sample, into a buffer reused from block to block (small
     enough to stay in cache), then added back onto the padded dx tap by tap: the adjoint of
     _column_blocks. dout is read once, in its own layout."""
@@ -189,17 +189,32 @@ def _col2im_blocks(dout, w, g: Grid, groups: int, x_shape, dtype):
     P, K = g.out[0] * g.out[1], Cg * HH * WW
     dx_pad = np.zeros((N, C, H + g.pad[0] + g.end[0], W + g.pad[1] + g.end[1]), dtype=dtype)
     w_t = w.reshape(groups, F // groups, K).transpose(0, 2, 1)  # (G, C / G * HH * WW, F / G)
-    per_block = np.multiply if F == groups else np.matmul
     n = max(1, min(N, BLOCK_BYTES // max(1, C * HH * WW * P * np.dtype(dtype).itemsize)))
     buffer = np.empty((n, groups, K, P), dtype=dtype)
     for start in range(0, N, n):
         samples, m = slice(start, min(N, start + n)), min(n, N - start)
-        dcols = per_block(w_t, dout[samples].reshape(m, groups, F // groups, P), out=buffer[:m])
+        dcols = np.matmul(w_t, dout[samples].reshape(m, groups, F // groups, P), out=buffer[:m])
         taps, dx_block = dcols.reshape(m, C, HH, WW, *g.out), dx_pad[samples]
         for i in range(HH):
             for j in range(WW):
                 dx_window = _window(dx_block, i, j, g)
                 dx_window += taps[:, :, i, j]
+    return np.ascontiguousarray(_crop(dx_pad, g, H, W))
+
+
+def _depthwise_dx(dout, w, g: Grid, groups: int, x_shape, dtype):
+    """dx where each group has one filter (depthwise): per tap, dout[:, g] * w[g, :, i, j]
+    over every sample at once, added onto the padded dx (GEMMs of one row would cost more)."""
+    N, C, H, W = x_shape
+    _, Cg, HH, WW = w.shape
+    dx_pad = np.zeros((N, C, H + g.pad[0] + g.end[0], W + g.pad[1] + g.end[1]), dtype=dtype)
+    d, w_g = dout.reshape(N, groups, 1, *g.out), w.reshape(groups, Cg, HH, WW)
+    tap = np.empty((N, groups, Cg, *g.out), dtype=dtype)
+    for i in range(HH):
+        for j in range(WW):
+            np.multiply(d, w_g[:, :, i, j, None, None], out=tap)
+            dx_window = _window(dx_pad, i, j, g)
+            dx_window += tap.reshape(N, C, *g.out)
     return np.ascontiguousarray(_crop(dx_pad, g, H, W))
 
 
@@ -209,7 +224,7 @@ def conv_backward_fast(dout, cache):
     dw is one GEMM per block of samples and group, of dout against the block's columns
     (rebuilt as in the forward). dx is col2im by blocks of samples (see _col2im_blocks):
     one GEMM per block and group gives the block's columns of dx, added back onto a padded
-    dx one kernel offset at a time.
+    dx one kernel offset at a time; depthwise, one product per offset (_depthwise_dx).
 
     Inputs:
     - dout: upstream derivatives, of shape (N, F, H', W')
@@ -234,7 +249,7 @@ def conv_backward_fast(dout, cache):
         m = len(range(*samples.indices(N)))
         dw_rows += dout_g[:, :, samples].reshape(G, -1, m * P) @ cols.reshape(G, -1, m * P).transpose(0, 2, 1)
     dw = dw_rows.reshape(w.shape).astype(w.dtype, copy=False)
-    dx = _col2im_blocks(dout, w, g, G, x.shape, x.dtype)
+    dx = (_depthwise_dx if F == G else _col2im_blocks)(dout, w, g, G, x.shape, x.dtype)
     if b is None:
         return dx, dw
     db = dout.sum(axis=(0, 2, 3)).astype(b.dtype, copy=False)
