@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cnncheck import taylor
+from cnncheck import gradcheck
 from cnncheck.config import ConfigError
 from cnncheck.suites import default_suite
 from cnncheck.testing import SHOWN, assert_layer_ok
@@ -77,7 +77,7 @@ def test_a_module_object_and_a_config(tmp_path, monkeypatch):
 
 def test_overrides_reach_the_cases(monkeypatch):
     seen = []
-    monkeypatch.setattr(taylor, "add_taylor", lambda chk, *args: seen.append(chk.name))
+    monkeypatch.setattr(gradcheck, "add_taylor", lambda chk, *args: seen.append(chk.name))
     assert_layer_ok(str(GOOD), layer="max_pool", taylor=True)
     assert seen == ["dx"] * len(default_suite("max_pool"))  # on every case of the pool suite
     # a tolerance far below rounding makes even the correct layer fail: the override was applied

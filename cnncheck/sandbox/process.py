@@ -142,7 +142,9 @@ class Worker:
         out_r, out_w = os.pipe()
         _guard_judge()
         self._box = box.Box(f"cnncheck-{self._mark()}", self.memory_limit, launch.PROCESSES)
+        path = [os.path.abspath(p) for p in sys.path if os.path.isdir(p or ".")]  # where module names resolve
         folders = [os.path.dirname(os.path.abspath(self.source))] if self._is_path() else []
+        folders += [p for p in path if p.startswith(("/tmp/", "/var/tmp/"))]  # under the private ones
         try:
             self._proc = subprocess.Popen(
                 launch.argv(self.level, theirs.fileno(), folders, self._mark()), env={**launch.ENV, "CNNCHECK_WORKER": self._mark()}, cwd=os.getcwd(),
@@ -159,7 +161,7 @@ class Worker:
         threading.Thread(target=self._drain, args=(out_r,), daemon=True).start()
         spec = {"source": self.source, "text": self.text, "load": self.load_args, "label": self.label,
                 "timeout": self.timeout, "memory_limit": self.memory_limit, "shm": self._shm,
-                "processes": launch.PROCESSES, "load_seconds": self._load_seconds()}
+                "processes": launch.PROCESSES, "load_seconds": self._load_seconds(), "path": path}
         reply = self._ask(("load", spec), self._load_seconds() + GRACE, "loading", load=True)
         if "error" in reply:
             self.close()

@@ -91,6 +91,7 @@ class _State:
         from cnncheck.sandbox.impl import ImplLoadError, import_spec
         from cnncheck.sandbox.detect import adapters
         self.spec, self.shm = spec, spec["shm"]
+        sys.path += [p for p in spec.get("path", []) if p not in sys.path]  # the judge's, after its own
         _lower(resource.RLIMIT_AS, spec.get("memory_limit"))  # after start-up: its own maps count
         _lower(resource.RLIMIT_NPROC, spec.get("processes"))
         try:
