@@ -79,6 +79,13 @@ def find_file(path: str) -> str | None:
     return os.path.join(path, top[0]) if len(top) == 1 else None
 
 
+def _leaves(path: str, f: str) -> bool:
+    """Does the submission's file lead outside the submission (a link to a classmate's file or
+    to the grader's own)? A file given alone is a submission of its own folder."""
+    root = os.path.realpath(path if os.path.isdir(path) else os.path.dirname(path) or ".")
+    return os.path.commonpath([root, os.path.realpath(f)]) != root
+
+
 def suite_cases(layer: str, config: str | None) -> list:
     """The cases check_file runs for layer: the config's, else the default suite ([] for none)."""
     if config is None:
@@ -464,12 +471,14 @@ def grade_paths(paths, how: Judging = Judging(), rubric=None, jobs=1, on_done=No
     """Every submission's record (see score), in the order of paths."""
     names = _suite_names(how.config)
     files = [find_file(p) for p in paths]
-    todo = [f for f in files if f is not None]
+    links = {f for p, f in zip(paths, files) if f and _leaves(p, f)}
+    todo = [f for f in files if f is not None and f not in links]
     judged = dict(zip(todo, judge(todo, how, jobs, on_done)))
     records = []
     for path, f in zip(paths, files):
-        data = judged[f] if f else {**_failed(f"{path} holds no layers.py: submit the file that defines "
-                                              "your layers"), "seconds": 0.0}
+        data = judged[f] if f in judged else {**_failed(
+            f"{path}: {f} leads outside the submission (a link): submit the file itself" if f else
+            f"{path} holds no layers.py: submit the file that defines your layers"), "seconds": 0.0}
         records.append(score(path, data, rubric, names))
     return records
 

@@ -910,6 +910,23 @@ def test_a_submission_named_with_markup_is_shown_as_named():
     assert "[bold green]passed[/]" in buf.getvalue() and "[red]x[/red]" in buf.getvalue(), buf.getvalue()
 
 
+def test_a_submission_that_links_to_a_classmates_file_is_not_graded_as_it(scene_for):
+    """mallory/layers.py a symbolic link to alice's (or a folder linked to hers): refused."""
+    scene = scene_for("zeroes dout in place on first call")
+    scene.bad.unlink()
+    scene.bad.symlink_to(Path("..") / "alice" / "layers.py")
+    (scene.klass / "trudy").symlink_to("alice")
+    proc = scene.run(["grade", str(scene.klass / "alice"), str(scene.klass / "mallory"), "--config", str(scene.config),
+                      "--format", "json", "--timeout", "5"])
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    records = {Path(r["submission"]).name: r for r in strict_json(proc.stdout)["submissions"]}
+    assert records["alice"]["passed"] is True
+    assert records["mallory"]["passed"] is False and "outside the submission" in records["mallory"]["error"]
+    from cnncheck import grade as g
+    assert g._leaves(str(scene.klass / "mallory"), str(scene.bad))
+    assert not g._leaves(str(scene.klass / "trudy"), str(scene.klass / "trudy" / "layers.py"))  # the folder given is hers
+
+
 def test_a_correct_file_that_writes_into_its_own_cache_arrays_still_passes(scene_for):
     """Forward caches a padded copy and a mask of its own; backward reuses them as buffers."""
     text = CORRECT.replace("    cache = (x, w, b, conv_param)\n", "    cache = (x, w, b, conv_param, x_pad)\n")
