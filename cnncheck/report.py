@@ -135,11 +135,15 @@ def verdict(c: Check) -> Text:
     return Text(_("pass") + kinks, style="green")
 
 
+def inputs_label(case) -> str:
+    """'conv s1 p1 float64 | x 4x3x5x5 w 2x3x3x3 b 2 | out '."""
+    shapes = " ".join(f"{k} {shape(v)}" for k, v in shown_shapes(case).items())
+    return f"{case.describe()} {case.dtype} | {shapes} | out "
+
+
 def geometry(r: CaseResult) -> str:
     """'conv s1 p1 float64 | x 4x3x5x5 w 2x3x3x3 b 2 | out 4x2x5x5'."""
-    case = r.case
-    shapes = " ".join(f"{k} {shape(v)}" for k, v in shown_shapes(case).items())
-    return f"{case.describe()} {case.dtype} | {shapes} | out {shape(shown_out(r.case, r.output_shape))}"
+    return inputs_label(r.case) + shape(shown_out(r.case, r.output_shape))
 
 
 def case_header(r: CaseResult) -> Text:
@@ -147,8 +151,7 @@ def case_header(r: CaseResult) -> Text:
     case = r.case
     text = Text(case.name, style="bold")
     text.append(f"  ({r.seconds:.2f} s)\n", style="dim")
-    shapes = " ".join(f"{k} {shape(v)}" for k, v in shown_shapes(case).items())
-    text.append(f"{case.describe()} {case.dtype} | {shapes} | out ")
+    text.append(inputs_label(case))
     ok = r.output_shape in (None, r.expected_output_shape)
     text.append(shape(shown_out(r.case, r.output_shape)), style="" if ok else "bold red")
     text.append(_(", expected {shape}").format(shape=shape(shown_out(r.case, r.expected_output_shape))))
@@ -293,26 +296,43 @@ def checks_figures(checks: list[Check], error: str | None = None) -> Text:
     return text
 
 
-def case_lines(results: list[CaseResult], marks: dict, width: int) -> list[Text]:
+def largest(runs: list[CaseResult]) -> Text:
+    """The largest relative error of each quantity over passing cases."""
+    worst = {}
+    for c in (c for r in runs for c in r.checks if c.name in GRADS and c.rel_error is not None):
+        worst[c.name] = max(worst.get(c.name, 0.0), c.rel_error)
+    return checks_figures([Check(name, True, rel_error=v) for name, v in worst.items()])
+
+
+def case_lines(results: list[CaseResult], marks: dict, width: int, fold: bool = False) -> list[Text]:
     """Every case in one line: pass or FAIL, its name, its figures, the findings it shows; a
-    name too long for the terminal is cut, never the figures."""
-    rows = []
+    name too long for the terminal is cut, never the figures. `fold`: a layer's passing cases
+    in one line, with their largest errors."""
+    rows, passing = [], {}
     for r in results:
+        if fold and r.passed:
+            if r.case.layer not in passing:
+                rows.append((True, r.case.layer, None))  # filled in below
+            passing.setdefault(r.case.layer, []).append(r)
+            continue
         tail = figures(r)
         if id(r) in marks:
             tail.append("  [" + ",".join(map(str, marks[id(r)])) + "]", style="bold")
-        rows.append((r, tail))
+        rows.append((r.passed, r.case.name, tail))
+    for k, (ok, name, tail) in enumerate(rows):
+        runs = passing.get(name) if tail is None else None
+        if runs:
+            rows[k] = (ok, runs[0].case.name, figures(runs[0])) if len(runs) == 1 else \
+                (ok, _("{n} more {layer} cases, largest:").format(n=len(runs), layer=name), largest(runs))
     words = {True: _("pass"), False: _("FAIL")}
     status = max(map(cell_len, words.values())) + 2
-    room = width - status - 2 - max((t.cell_len for _r, t in rows), default=0)
-    names = max((len(r.case.name) for r in results), default=0)
-    names = max(8, min(names, room))
+    room = width - status - 2 - max((t.cell_len for *_r, t in rows), default=0)
+    names = max(8, min(max((cell_len(name) for _ok, name, _t in rows), default=0), room))
     lines = []
-    for r, tail in rows:
-        word = words[r.passed]
-        line = Text(word + " " * (status - cell_len(word)), style="green" if r.passed else "bold red")
-        name = r.case.name if len(r.case.name) <= names else r.case.name[:names - 1] + "…"
-        line.append(name.ljust(names) + "  ", style="bold")
+    for ok, name, tail in rows:
+        line = Text(words[ok] + " " * (status - cell_len(words[ok])), style="green" if ok else "bold red")
+        name = name if cell_len(name) <= names else name[:names - 1] + "…"
+        line.append(name + " " * (names - cell_len(name)) + "  ", style="bold")
         lines.append(line + tail)
     return lines
 
@@ -344,10 +364,6 @@ def summary(results: list[CaseResult]) -> Text:
     return text
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
 def details(results: list[CaseResult]) -> list:
     """Every failed check with all its worst elements and its full heat map (-v)."""
     return [Text(f"{r.case.name}: ") + t if isinstance(t, Text) and i == 0 else t
@@ -358,21 +374,26 @@ def details(results: list[CaseResult]) -> list:
 def print_table(results: list[CaseResult], console: Console, verbose: bool = False, lang: str | None = None,
                 footer=()) -> None:
     """The findings, each with the detail of one case showing it; a line per case with the
-    relative errors of out, dx, dw and db; notes; the summary; `footer` lines last. With verbose
-    (or a single case) every case's full table and every failure in full too."""
+    relative errors of out, dx, dw and db; notes; the summary; `footer` lines last. A failing
+    report keeps to SCREEN lines where it can: details shortened first, then each layer's
+    passing cases in one line. With verbose (or a single case) every case's full table and
+    every failure in full instead."""
     with use(lang):
         found = findings(results)
         parts = [p for i, f in enumerate(found, 1) for p in finding_lines(i, f)]
         if found:
             parts.append(Text())
+        end = [*notes_lines(results), summary(results), *(Text(tr(x)) for x in footer)]
         if verbose or len(results) == 1:
-            parts += [p for r in results for p in (case_header(r), table(r))] + details(results)
-            rest = []
-        else:
-            rest = [Text(_("relative error, as the notebook prints it: max |a - b| / max(1e-8, |a| + |b|)"),
-                         style="dim"), *case_lines(results, numbers(results, found), console.width)]
-        rest += [*notes_lines(results), summary(results), *(Text(tr(x)) for x in footer)]
-        if found and not (verbose or len(results) == 1):
+            tables = [p for r in results for p in (case_header(r), table(r))]
+            console.print(Group(*parts, *tables, *details(results), *end))
+            return
+        marks = numbers(results, found)
+        rest = [Text(_("relative error, as the notebook prints it: max |a - b| / max(1e-8, |a| + |b|)"),
+                     style="dim"), *case_lines(results, marks, console.width), *end]
+        if found and height(parts + rest + evidence(found, console, 0), console) > SCREEN:
+            rest[1:-len(end)] = case_lines(results, marks, console.width, fold=True)  # one screen still
+        if found:
             parts += evidence(found, console, SCREEN - height(parts + rest, console))
         console.print(Group(*parts, *rest))
 

@@ -7,6 +7,7 @@ Broken files are correct files with one bug or several, written at test time fro
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -225,3 +226,18 @@ def test_json_and_junit_keep_every_detail(tmp_path):
     assert xml.count("<testcase ") == sum(len(c["checks"]) for c in doc["cases"])
     assert "hint: dx is empty at pad 0" in xml and "hint: fails only at stride &gt; 1, in dw" in xml
 
+
+
+def test_a_file_with_both_layers_and_four_faults_names_them_all_on_its_first_screen(tmp_path, monkeypatch):
+    """conv's two bugs and max pool's two in one layers.py: the passing cases fold to one line."""
+    conv = Path(write_bugs("conv/unpad_and_dw_stride.py", tmp_path)).read_text()
+    pool = Path(write_bugs("pool/assign_and_stride.py", tmp_path)).read_text()
+    (tmp_path / "layers.py").write_text(conv + "\n\n" + pool.replace("import numpy as np\n", ""))
+    monkeypatch.chdir(tmp_path)
+    lines = run("check", "layers.py").stdout.splitlines()
+    top = " ".join(" ".join(lines[:SCREEN]).split())
+    phrases = MANY_BY_NAME["conv/unpad_and_dw_stride.py"].hints + MANY_BY_NAME["pool/assign_and_stride.py"].hints
+    assert all(p in top for p in phrases) and len(lines) <= 45
+    folded = next(line for line in lines if "5 more conv cases, largest:" in line)
+    assert folded.startswith("pass  ") and re.search(r"out \d\.\d\de[-+]\d\d  dx \d", folded)
+    assert sum(line.startswith("FAIL  ") for line in lines) == 13
