@@ -483,6 +483,16 @@ EVIL = ("\\x1b[2J\\x1b[32mall checks passed\\x1b[0m\\x00\\x07\\x08\\r\\x0b\\x0c\
 def backward(layer, dout, cache):
     raise ValueError(EVIL)
 ''',
+    "raises an exception whose text cannot be had": '''
+class _Evil(Exception):
+    def __str__(self):
+        raise RuntimeError("no text for you")
+    def __repr__(self):
+        while True:
+            pass
+def backward(layer, dout, cache):
+    raise _Evil()
+''',
     "control characters in printed output": '''
 EVIL = "\\x1b[2J\\x1b[32mall checks passed\\x1b[0m\\x00\\x07\\r\\x1b]0;pwned\\x07\\x9b31m </testcase> <script>x</script>"
 print(EVIL)
@@ -784,7 +794,7 @@ PLAIN = ["zeroes dout in place on first call", "zeroes x and w in forward on fir
          "installs a .pth import hook", "rewrites a classmate's file",
          "rewrites the output files after the run (double fork)", "leaves children running",
          "SIGSTOPs its parent and every ancestor running cnncheck",
-         "SIGKILLs its parent and every ancestor running cnncheck"]
+         "SIGKILLs its parent and every ancestor running cnncheck", "raises an exception whose text cannot be had"]
 
 
 @pytest.mark.parametrize("trick", PLAIN)
