@@ -62,8 +62,7 @@ NONE_TEXT = ("a value is still None: a part of the template left unfinished (`..
 
 
 def _arrays(case) -> dict:
-    from cnncheck.case import make_arrays  # the case's own inputs, drawn again from its seed
-    return make_arrays(case)
+    return case.arrays()  # the case's own inputs, drawn again from its seed
 
 
 def _empty_at_pad0(r, c) -> bool:

@@ -28,7 +28,8 @@ import unicodedata
 from dataclasses import dataclass, field
 
 CELL_MARK = re.compile(r"^# In\[[ \d]*\]:[ \t]*$", re.M)  # nbconvert's cell separator in a .py export
-SHELL = re.compile(r"^\s*(%|!|cd\s|cd$|pip\s|get_ipython\(\)|[\w.]+\?{1,2}\s*$)")  # lines IPython would not hand to Python
+# lines IPython would not hand to Python: magics, shell, help (unindented), get_ipython() anywhere
+SHELL = re.compile(r"^(%|!|cd\s|cd$|pip\s|[\w.]+\?{1,2}\s*$)|^\s*get_ipython\(\)")
 PYTHON_CELL_MAGICS = ("%%time", "%%timeit", "%%capture", "%%prun")  # their cells' bodies are Python
 KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
