@@ -132,3 +132,14 @@ def test_the_notebook_api_takes_lang(tmp_path):
                                      seed=0).to_json())["findings"][0]["text"].startswith("dx is all zeros")
     with pytest.raises(ValueError, match="unknown language"):
         cnncheck.check("conv", "x.py", lang="xx")
+
+
+def test_a_config_mistake_is_told_in_the_readers_language(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("layer: conv\nx_shape: [2, 3, 4]\n")
+    result = CliRunner(env={"LANG": "ja_JP.UTF-8"}).invoke(main, ["conv", "--config", str(bad)])
+    assert result.exit_code == 2 and "x_shape は 4 つの整数のリスト [N, C, H, W] でなければなりません" in result.stderr
+    result = CliRunner().invoke(main, ["conv", "--config", str(tmp_path / "none.yaml"), "--lang", "zh_CN"])
+    assert result.exit_code == 2 and "没有这个文件" in result.stderr and "Traceback" not in result.output
+    english = CliRunner().invoke(main, ["conv", "--config", str(bad)])
+    assert "x_shape must be a list of 4 integers [N, C, H, W], got [2, 3, 4]" in english.stderr
