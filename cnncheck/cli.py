@@ -171,8 +171,6 @@ def emit(results, fmt: str, verbose: bool = False, lang: str | None = None) -> N
     elif fmt == "junit":
         click.echo(report.to_junit(results, lang))
     elif fmt == "coursera":  # a Coursera custom grader's feedback.json
-        click.echo(coursera.from_results(results))
-    elif fmt == "coursera":  # a Coursera custom grader's feedback.json
         with i18n.use(lang):
             click.echo(coursera.from_results(results))
     else:
