@@ -21,7 +21,8 @@ from cnncheck.i18n import msg
 # line's footer: renderers translate them by these templates (i18n.tr).
 ELSEWHERE = (msg("{who} raised {error}"), msg("{who} timed out after {time}"),
              msg("{who} returned None, expected {want}: a missing return?"), msg("{who} returned {got}, expected {want}"),
-             msg("isolation: {description}"))
+             msg("isolation: {description}"), msg("{hint_error} (hint: {hint})"),
+             msg("{who} writes keys {keys} into {param}: allowed, each call gets its own copy"))
 SEE = re.compile(r"(.*) \(see ([^()]*?):(\d+): `(.*)`\)", re.S)  # diagnose's "(see file.py:39: `code`)"
 
 # Sets of cases with a name of their own, the first that is exactly a finding's cases names it.
