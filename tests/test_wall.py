@@ -678,6 +678,9 @@ class Scene:
                 out, err = proc.communicate(timeout=10)
             except subprocess.TimeoutExpired:  # a stray process holds the pipes
                 out, err = b"", b""
+                proc.stdout.close()
+                proc.stderr.close()
+                proc.wait(timeout=10)
             pytest.fail(f"cnncheck {cmd[cmd.index('cnncheck') + 1]} hung (killed after {seconds} s): "
                         f"{err.decode(errors='replace')[-1500:]}")
         return subprocess.CompletedProcess(cmd, proc.returncode, out.decode("utf-8", "replace"),
@@ -770,8 +773,12 @@ def judged(scene, wrap=(), check_extra=(), pass_fds=(), late=False, grade_extra=
     late: a trick that starts processes is looked at again LATE seconds after the run."""
     json_run, junit_run = (scene.start(scene.check_args(fmt, *check_extra), wrap=wrap, pass_fds=pass_fds)
                            for fmt in ("json", "junit"))  # at once: the two are independent
-    assert_check_failed(scene.finish(json_run))
-    assert_junit_failed(scene.finish(junit_run))
+    try:
+        json_done = scene.finish(json_run)
+    finally:  # both finished, whatever happens to one
+        junit_done = scene.finish(junit_run)
+    assert_check_failed(json_done)
+    assert_junit_failed(junit_done)
     assert_graded(scene, scene.grade(*grade_extra, wrap=wrap, pass_fds=pass_fds))
     after = tree_hashes(scene.out)
     assert_no_process_left(scene)
