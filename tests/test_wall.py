@@ -423,6 +423,23 @@ def backward(layer, dout, cache):
                 pass
     return _backward(layer, dout, cache)
 ''',
+    "reads the judge's environment": '''
+def _found():
+    seen = set()
+    for pid in os.listdir("/proc"):
+        for what in ("environ", "cmdline"):
+            try:
+                data = open(f"/proc/{pid}/{what}", "rb").read()
+            except OSError:
+                continue
+            for item in data.split(b"\\0"):
+                if item.startswith(b"CNNWALL_SECRET="):
+                    seen.add(item.decode(errors="replace"))
+    return sorted(seen) or ["nothing"]
+print("found:", *_found())
+def backward(layer, dout, cache):
+    raise ValueError("found: " + " ".join(_found()))
+''',
     "stops itself": '''
 def _stop():
     os.kill(os.getpid(), signal.SIGSTOP)
@@ -889,6 +906,19 @@ def test_control_characters_in_printed_output_stay_text(scene_for):
     assert "all checks passed" in table.stderr  # shown, on stderr
     assert not CONTROL.search(table.stderr), repr(table.stderr[:500])
     assert not CONTROL.search(table.stdout)
+
+
+def test_the_judges_environment_stays_its_own(scene_for, monkeypatch):
+    secret = secrets.token_hex(8)
+    monkeypatch.setenv("CNNWALL_SECRET", secret)
+    scene = scene_for("reads the judge's environment")
+    runs = [scene.check("json"), scene.check("table"), scene.grade()]
+    assert_check_failed(runs[0])
+    assert_graded(scene, runs[2])
+    assert "found: nothing" in runs[1].stdout + runs[1].stderr
+    for proc in runs:
+        assert secret not in proc.stdout + proc.stderr
+    assert secret not in scene.outputs[0].read_text() + scene.outputs[1].read_text()
 
 
 def test_a_worker_that_stops_itself_fails_its_cases_in_time(scene_for):
