@@ -826,6 +826,19 @@ def test_a_hostile_file_fails_and_changes_nothing(scene_for, trick):
     judged(scene_for(trick), late=trick in STARTS_PROCESSES)
 
 
+@pytest.mark.parametrize("trick", ["zeroes dout in place on first call", "zeroes x and w in forward on first call",
+                                   "forward exact where compared, steered near every point it saw",
+                                   "replies with a huge shape on the channel"])
+def test_the_layer_commands_judge_a_hostile_file_the_same(scene_for, trick):
+    """`cnncheck conv --impl` and `cnncheck pool --impl`, side by side."""
+    scene = scene_for(trick)
+    started = [scene.start([command, "--impl", str(scene.bad), "--config", str(scene.config), "--format", "json",
+                            "--timeout", "5"]) for command in ("conv", "pool")]
+    for proc in [scene.finish(s) for s in started]:
+        assert_check_failed(proc)
+    assert_no_process_left(scene)
+
+
 def test_forged_results_on_every_fd_forge_nothing_and_reach_no_caller_file(scene_for):
     scene = scene_for("writes forged results to every fd")
     with open(scene.caller_file, "a") as held:  # a file the caller has open, passed down to cnncheck
