@@ -475,6 +475,11 @@ def _start():
         pass
 in_backward(_start, now=True)
 ''',
+    "leaves a child with a clean environment": '''
+def _clean():  # no mark of the worker's in its environment: only its argv names it
+    os.execve(sys.executable, [sys.executable, "-c", "import time; time.sleep(60)", MARK], {})
+in_backward(lambda: daemon(_clean), now=True)
+''',
     "writes to /dev/tty": '''
 import fcntl, termios
 def _attack():
@@ -807,7 +812,8 @@ def judged(scene, wrap=(), check_extra=(), pass_fds=(), late=False, grade_extra=
 
 
 # the tricks that start processes of their own: what they leave is looked for again later
-STARTS_PROCESSES = {"rewrites the output files after the run (double fork)", "leaves children running"}
+STARTS_PROCESSES = {"rewrites the output files after the run (double fork)", "leaves children running",
+                    "leaves a child with a clean environment"}
 
 
 # -- the tests ------------------------------------------------------------------------------------------
@@ -817,6 +823,7 @@ PLAIN = ["zeroes dout in place on first call", "zeroes x and w in forward on fir
          "replies lacking fields on the channel", "writes into the installed cnncheck package",
          "installs a .pth import hook", "rewrites a classmate's file",
          "rewrites the output files after the run (double fork)", "leaves children running",
+         "leaves a child with a clean environment",
          "SIGSTOPs its parent and every ancestor running cnncheck",
          "SIGKILLs its parent and every ancestor running cnncheck", "raises an exception whose text cannot be had"]
 
