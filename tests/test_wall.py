@@ -624,7 +624,8 @@ class Scene:
         self.good.write_text(CORRECT)
         self.caller_file = self.root / "caller.log"
         self.caller_file.write_text("the caller's own file\n")
-        self.outputs = [self.out / "grades.json", self.out / "report.html", self.out / "results.json"]
+        self.outputs = [self.out / "grades.json", self.out / "report.html", self.out / "results.json",
+                        self.out / "feedback.json"]
         self.pickle_proof = self.root / "pickle-ran"
         self.package_copy = package_copy
         self.site_dirs = sorted({sysconfig.get_paths()["purelib"], *__import__("site").getsitepackages()})
@@ -1106,25 +1107,33 @@ def test_every_level_holds_for_its_user(open_folder, scene_for, monkeypatch, who
                late=trick in STARTS_PROCESSES)
 
 
-def test_the_gradescope_entry_keeps_its_results_json_after_the_run(scene_for):
-    """The path of results.json is public: a process the submission leaves behind must not
-    rewrite it once run_autograder has written it."""
+@pytest.mark.parametrize("entry", ["gradescope", "coursera"])
+def test_a_platform_entry_keeps_its_results_after_the_run(scene_for, entry):
+    """results.json (Gradescope) and feedback.json (Coursera) are at public paths: a process the
+    submission leaves behind must not rewrite them once the entry script has written them."""
     scene = scene_for("rewrites the output files after the run (double fork)")
     source = scene.root / "source"
     source.mkdir()
     (source / "config.yaml").write_text(CONFIG)
-    env = {**scene.env(), "AUTOGRADER_ROOT": str(scene.root), "SUBMISSION_DIR": str(scene.klass / "mallory"),
-           "RESULTS_DIR": str(scene.out), "SOURCE_DIR": str(source), "CNNCHECK_TIMEOUT": "5",
+    env = {**scene.env(), "SUBMISSION_DIR": str(scene.klass / "mallory"), "CNNCHECK_TIMEOUT": "5",
            "CNNCHECK_GRADE": f"{sys.executable} -m cnncheck grade"}
-    proc = subprocess.run(["bash", str(REPO / "examples" / "gradescope" / "run_autograder")], cwd=scene.cwd, env=env,
-                          capture_output=True, text=True, timeout=RUN_SECONDS * 2, start_new_session=True)
+    if entry == "gradescope":
+        script, results = REPO / "examples" / "gradescope" / "run_autograder", scene.out / "results.json"
+        env.update(AUTOGRADER_ROOT=str(scene.root), RESULTS_DIR=str(scene.out), SOURCE_DIR=str(source))
+    else:
+        script, results = REPO / "examples" / "coursera" / "run_grader", scene.out / "feedback.json"
+        env.update(FEEDBACK_FILE=str(results), GRADER_DIR=str(source))
+    proc = subprocess.run(["bash", str(script)], cwd=scene.cwd, env=env, capture_output=True, text=True,
+                          timeout=RUN_SECONDS * 2, start_new_session=True)
     assert proc.returncode == 0, proc.stderr[-1500:]
-    results = scene.out / "results.json"
     written = results.read_bytes()
     assert_no_process_left(scene)
     time.sleep(LATE)
-    assert results.read_bytes() == written, "results.json changed after the run"
+    assert results.read_bytes() == written, f"{results.name} changed after the run"
     doc = strict_json(written.decode())
-    assert doc["tests"] and all(t["status"] == "failed" for t in doc["tests"]), doc
-    assert doc["score"] < sum(t["max_score"] for t in doc["tests"])
+    if entry == "gradescope":
+        assert doc["tests"] and all(t["status"] == "failed" for t in doc["tests"]), doc
+        assert doc["score"] < sum(t["max_score"] for t in doc["tests"])
+    else:
+        assert doc["fractionalScore"] < 1 and "forged" not in doc["feedback"], doc
     assert_no_process_left(scene)
