@@ -22,7 +22,7 @@ def _document(fraction: float, lines: list[str]) -> str:
 def feedback(record: dict) -> str:
     """One graded submission (a record of cnncheck.grade): its score as a fraction, and what
     failed with the hints, case by case."""
-    from cnncheck.grade import case_text, findings_text  # grade renders for a reader; it imports this module
+    from cnncheck.gradebook import case_text, findings_text
     fraction = record["score"] / record["max_score"] if record["max_score"] else 0.0
     if record["error"]:
         head = [_("cannot check your file: {error}").format(error=tr(record["error"]))]
@@ -40,7 +40,7 @@ def feedback(record: dict) -> str:
 def from_results(results: list) -> str:
     """One file checked (`cnncheck check`): the fraction of its cases that passed."""
     from cnncheck.findings import findings
-    from cnncheck.grade import case_text, findings_text
+    from cnncheck.gradebook import case_text, findings_text
     from cnncheck.report import case_dict, finding_dict
     cases = [case_dict(r) for r in results]
     passed = sum(c["passed"] for c in cases)

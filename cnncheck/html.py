@@ -11,7 +11,7 @@ from __future__ import annotations
 import jinja2
 from markupsafe import Markup
 
-from cnncheck.grade import all_layers, class_summary, points_text
+from cnncheck.gradebook import all_layers, class_summary, points_text
 from cnncheck.diagnose import SHADES, heat_map
 from cnncheck.gradcheck import Check
 from cnncheck.i18n import _, msg, tr, use
