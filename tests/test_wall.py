@@ -406,6 +406,21 @@ def backward(layer, dout, cache):
             pass
     return _backward(layer, dout, cache)
 '''.replace("signal.SIG)", f"signal.{sig})") for sig in ("SIGSTOP", "SIGKILL")},
+    "ptrace-attaches to its parent and ancestors": '''
+import ctypes
+_libc = ctypes.CDLL(None, use_errno=True)
+def _attach():
+    pid = os.getppid()
+    for _ in range(4):  # PTRACE_ATTACH stops the tracee; a tracer that never detaches keeps it stopped
+        if pid <= 1:
+            break
+        _libc.ptrace(16, pid, None, None)
+        try:
+            pid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+in_backward(_attach)
+''',
     "scans /proc for python processes and SIGSTOPs them": '''
 _backward = backward
 def backward(layer, dout, cache):
@@ -826,7 +841,8 @@ PLAIN = ["zeroes dout in place on first call", "zeroes x and w in forward on fir
          "rewrites the output files after the run (double fork)", "leaves children running",
          "leaves a child with a clean environment",
          "SIGSTOPs its parent and every ancestor running cnncheck",
-         "SIGKILLs its parent and every ancestor running cnncheck", "raises an exception whose text cannot be had"]
+         "SIGKILLs its parent and every ancestor running cnncheck", "ptrace-attaches to its parent and ancestors",
+         "raises an exception whose text cannot be had"]
 
 
 @pytest.mark.parametrize("trick", PLAIN)
