@@ -14,7 +14,13 @@ pool. Every one must give
 
 Tricks that signal every process (kill(-1), a scan of /proc) run only with the judge in a pid
 namespace of the test's own, and only act when their own pid namespace is not the machine's,
-so that a wall that does not hold can stop nothing but this test's processes.
+so that a wall that does not hold can stop nothing but this test's processes. Writes into the
+real package or site-packages only ever make a new file named with the marker (removed after).
+
+Also here: the layer commands (conv/pool --impl), the platform entries (Gradescope's
+results.json, Coursera's feedback.json), a normal user under bwrap and at the process level
+(with CNNCHECK_SHARED_PYTHON, an interpreter every user can read: see .ci/run), and a correct
+file that writes into its own cache arrays, which still passes.
 """
 from __future__ import annotations
 
