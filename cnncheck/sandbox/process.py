@@ -147,7 +147,7 @@ class Worker:
         folders += [p for p in path if p.startswith(("/tmp/", "/var/tmp/"))]  # under the private ones
         try:
             self._proc = subprocess.Popen(
-                launch.argv(self.level, theirs.fileno(), folders, self._mark()), env={**launch.ENV, "CNNCHECK_WORKER": self._mark()}, cwd=os.getcwd(),
+                launch.argv(self.level, theirs.fileno(), folders, self._mark(), path), env={**launch.ENV, "CNNCHECK_WORKER": self._mark()}, cwd=os.getcwd(),
                 stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=(theirs.fileno(), self._shm),
                 start_new_session=True, preexec_fn=launch.preexec(self.level, None, self._box))
         except OSError as e:
@@ -161,7 +161,7 @@ class Worker:
         threading.Thread(target=self._drain, args=(out_r,), daemon=True).start()
         spec = {"source": self.source, "text": self.text, "load": self.load_args, "label": self.label,
                 "timeout": self.timeout, "memory_limit": self.memory_limit, "shm": self._shm,
-                "processes": launch.PROCESSES, "load_seconds": self._load_seconds(), "path": path}
+                "processes": launch.PROCESSES, "load_seconds": self._load_seconds()}
         reply = self._ask(("load", spec), self._load_seconds() + GRACE, "loading", load=True)
         if "error" in reply:
             self.close()

@@ -91,7 +91,6 @@ class _State:
         from cnncheck.sandbox.impl import ImplLoadError, import_spec
         from cnncheck.sandbox.detect import adapters
         self.spec, self.shm = spec, spec["shm"]
-        sys.path += [p for p in spec.get("path", []) if p not in sys.path]  # the judge's, after its own
         _lower(resource.RLIMIT_AS, spec.get("memory_limit"))  # after start-up: its own maps count
         _lower(resource.RLIMIT_NPROC, spec.get("processes"))
         try:
@@ -123,7 +122,7 @@ class _State:
             self.resident[n] = (base, base.copy())  # (what the code gets, as sent)
         arrays = {n: given for n, (given, _) in self.resident.items()}
         given, sent = self.resident[name]
-        outs, notes, deadline = [], [], time.monotonic() + seconds
+        outs, notes, deadline, reply = [], [], time.monotonic() + seconds, {}
         for index, values in changes:
             given[index] = values
             try:
@@ -131,15 +130,18 @@ class _State:
             finally:
                 given[index] = sent[index]
             notes += reply.get("notes", [])
-            wrote = [n for n, (a, s) in self.resident.items() if _changed(a, s)]
-            if wrote:
-                return {"error": self.wrote(layer, case, "forward", wrote, arrays), "notes": notes}
             if "error" in reply:
-                return {"error": reply["error"], "notes": notes}
+                break
             meta = reply["arrays"]["out"]
             outs.append(meta)
             if meta["offset"] is not None:
                 free = meta["offset"] + _aligned(int(np.prod(meta["shape"])) * np.dtype(meta["dtype"]).itemsize)
+        # once a batch: the outputs are the code's to choose anyway, its inputs are not the judge's
+        wrote = [n for n, (a, s) in self.resident.items() if _changed(a, s)]
+        if wrote:
+            return {"error": self.wrote(layer, case, "forward", wrote, arrays), "notes": notes}
+        if "error" in reply:
+            return {"error": reply["error"], "notes": notes}
         return {"outs": outs, "notes": notes}
 
     def _view(self, m) -> np.ndarray:
