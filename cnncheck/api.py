@@ -126,7 +126,7 @@ def _run(w: worker.Worker, wanted, config, overrides, jobs=1, on_progress=None) 
 
 def check_file(path, *, config=None, timeout=worker.DEFAULT_TIMEOUT, memory_limit=worker.DEFAULT_MEMORY,
                output_limit=worker.DEFAULT_OUTPUT, protocol=None, jobs=1, on_progress=None,
-               isolation=None, lang=None, **overrides) -> Report:
+               isolation=None, lang=None, private=False, **overrides) -> Report:
     """Every layer the file defines, each through its default suite (or the config's cases);
     lang: the report's language (zh_CN, ja, ko, en; default: the environment's).
 
@@ -135,7 +135,8 @@ def check_file(path, *, config=None, timeout=worker.DEFAULT_TIMEOUT, memory_limi
     """
     load = {"protocol": protocol} if protocol else {}
     w = worker.Worker(os.fspath(path), load=load, label=os.fspath(path), timeout=timeout,
-                      memory_limit=memory_limit, output_limit=output_limit, isolation=isolation)
+                      memory_limit=memory_limit, output_limit=output_limit, isolation=isolation,
+                      private=private)  # private: the working directory hidden (grade's class is there)
     return _in(lang, _run(w, None, config, overrides, jobs, on_progress))
 
 

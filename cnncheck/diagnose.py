@@ -265,7 +265,10 @@ def heat_map(error_map, cells: int | None = None) -> list[str]:
     import numpy as np
 
     cells = cells or MAX_CELLS
-    grid = np.asarray(error_map, dtype=np.float64)
+    grid = np.asarray(error_map, dtype=np.float64)  # a figure JSON could not hold (null) is NaN here
+    bad = ~np.isfinite(grid)  # non-finite errors shade darkest
+    grid = np.where(bad, 0.0, grid)
+    grid[bad] = max(float(grid.max(initial=0.0)), 1.0)
     for axis in (0, 1):  # pool large grids block-wise, keeping each block's maximum
         step = -(-grid.shape[axis] // cells)
         if step > 1:
@@ -277,5 +280,5 @@ def heat_map(error_map, cells: int | None = None) -> list[str]:
     top = grid.max(initial=0.0)
     if top <= 0:
         return []
-    levels = np.rint(grid / top * (len(SHADES) - 1)).astype(int)  # under 1/8 of the top: blank
+    levels = np.clip(np.rint(grid / top * (len(SHADES) - 1)), 0, len(SHADES) - 1).astype(int)  # under 1/8: blank
     return ["".join(SHADES[k] * 2 for k in row) for row in levels]

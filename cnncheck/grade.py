@@ -127,7 +127,7 @@ def _judge_child(path: str, how: Judging, conn) -> None:
     sys.stdout = sys.stderr
     try:
         rep = check_file(path, config=how.config, timeout=how.timeout, memory_limit=how.memory_mib << 20,
-                         isolation=how.isolation)
+                         isolation=how.isolation, private=True)
         data = {"label": rep.label, "error": rep.error, "notes": list(rep.notes),
                 "cases": [report.case_dict(r) for r in rep.results],
                 "findings": [report.finding_dict(f) for f in findings(rep.results)]}

