@@ -475,6 +475,7 @@ def grade(paths, config, rubric, fmt, html_path, output, jobs, timeout, memory_m
                          "give one PATH, or use --format json or csv for a class")
     points = load_rubric(rubric, config) if rubric else None
     level = _isolation(isolation)
+    worker.guard_judge()  # the grader's /proc closed to other processes: no ptrace of it by the same uid
     err = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err,
                   transient=True, auto_refresh=False, disable=not err.is_terminal) as bar:

