@@ -120,6 +120,11 @@ class Check:
     message: str | None = None
     taylor: dict | None = None  # the Taylor (convergence) test, cnncheck.taylor
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Check":
+        """A check from its JSON (report.check_dict): what it adds (not_finite) left out."""
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
 
 @dataclass
 class CaseResult:

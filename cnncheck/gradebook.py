@@ -18,7 +18,7 @@ def case_text(c: dict) -> str:
         return _("passed: {checks}").format(checks=report.figures_text(c["checks"]))
     lines = [_("error: {error}").format(error=tr(c["error"]))] if c.get("error") else []
     for d in c["checks"]:
-        k = Check(**d)
+        k = Check.from_dict(d)
         if not k.passed:
             rel = _(" (rel error {rel})").format(rel=f"{k.rel_error:.2e}") if k.rel_error is not None else ""
             lines.append(_("{check} failed: {what}").format(check=k.name, what=report.failed_head(k) + rel))

@@ -127,7 +127,7 @@ def heat_svg(error_map) -> str | None:
 
 def _check_view(d: dict) -> dict:
     """What the page shows of one failed check (from its plain-data form)."""
-    k = Check(**d)
+    k = Check.from_dict(d)
     svg = heat_svg(k.error_map) if k.error_map else None
     return {"name": k.name, "head": failed_head(k), "rel_error": k.rel_error, "worst": k.worst,
             "svg": svg and Markup(svg),  # numbers only: built here

@@ -278,7 +278,7 @@ def figures(r: CaseResult) -> Text:
 
 def figures_text(checks: list[dict]) -> str:
     """The figures of a case's checks in their plain-data form (JSON, grade's records)."""
-    return checks_figures([Check(**d) for d in checks]).plain
+    return checks_figures([Check.from_dict(d) for d in checks]).plain
 
 
 def checks_figures(checks: list[Check], error: str | None = None) -> Text:
