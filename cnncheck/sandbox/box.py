@@ -36,9 +36,10 @@ class Box:
             return
         v2 = _own("")
         if v2 and os.path.isfile(os.path.join(ROOT, "cgroup.controllers")):
-            self._make(v2, name, {"memory.max": memory, "pids.max": processes})
+            self._make(v2, name, {"memory.max": memory, "memory.swap.max": memory and 0, "pids.max": processes})
         else:
-            for controller, limits in (("memory", {"memory.limit_in_bytes": memory}),
+            for controller, limits in (("memory", {"memory.limit_in_bytes": memory,  # and no swap beyond it
+                                                    "memory.memsw.limit_in_bytes": memory}),
                                        ("pids", {"pids.max": processes})):
                 own = _own(controller)
                 if own:
@@ -51,7 +52,7 @@ class Box:
             os.mkdir(folder)
             self.folders.append(folder)
             for key, value in limits.items():
-                if value:
+                if value is not None and os.path.exists(os.path.join(folder, key)):
                     with open(os.path.join(folder, key), "w") as f:
                         f.write(str(value))
         except OSError:
