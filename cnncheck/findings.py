@@ -22,7 +22,10 @@ from cnncheck.i18n import msg
 ELSEWHERE = (msg("{who} raised {error}"), msg("{who} timed out after {time}"),
              msg("{who} returned None, expected {want}: a missing return?"), msg("{who} returned {got}, expected {want}"),
              msg("isolation: {description}"), msg("{hint_error} (hint: {hint})"),
-             msg("{who} writes keys {keys} into {param}: allowed, each call gets its own copy"))
+             msg("{who} writes keys {keys} into {param}: allowed, each call gets its own copy"),
+             msg("{name}, judged on its own, fails: {error}"),  # a DLAI helper (cnncheck.protocols.dlai)
+             msg("{name} (defined at {where}), judged on its own, is wrong: {call} returned {what}, "
+                 "where the course expects {expected}"))
 SEE = re.compile(r"(.*) \(see ([^()]*?):(\d+): `(.*)`\)", re.S)  # diagnose's "(see file.py:39: `code`)"
 
 # Sets of cases with a name of their own, the first that is exactly a finding's cases names it.
