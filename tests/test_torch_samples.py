@@ -9,6 +9,7 @@ parameter in its JSON. Skipped when torch or expecttest is absent.
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -93,8 +94,10 @@ def module_geometry(layer, m):
 
 def draw_samples() -> tuple[list, int]:
     """(distinct geometries, samples drawn)."""
-    from torch.testing._internal.common_methods_invocations import op_db
-    from torch.testing._internal.common_modules import module_db
+    with warnings.catch_warnings():  # torch's test utilities warn when hypothesis is not installed
+        warnings.simplefilter("ignore", ImportWarning)
+        from torch.testing._internal.common_methods_invocations import op_db
+        from torch.testing._internal.common_modules import module_db
 
     found, drawn = [], 0
     for op in op_db:

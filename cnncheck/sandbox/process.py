@@ -150,8 +150,8 @@ class Worker:
         self._box = box.Box(f"cnncheck-{self._mark()}", self.memory_limit, launch.PROCESSES)
         cwd = os.getcwd()
         path = [os.path.abspath(p) for p in sys.path if os.path.isdir(p or ".")]  # where module names resolve
-        if self.private:  # not the grader's folder, where the classmates are
-            path = [p for p in path if p != cwd and not p.startswith(cwd + os.sep)]
+        if self.private:  # not the grader's folder, where the classmates are (its subfolders on the path stay)
+            path = [p for p in path if p != cwd]
         folders = [os.path.dirname(os.path.abspath(self.source))] if self._is_path() else []
         folders += path + ([] if self.private else [cwd])
         try:
