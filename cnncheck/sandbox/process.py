@@ -34,10 +34,10 @@ import numpy as np
 
 from cnncheck.protocols import ImplError, bad_values
 from cnncheck.sandbox import box, channel, launch
+from cnncheck.sandbox.channel import aligned as _aligned, keep_freed_memory, spin as _spin  # noqa: F401
 
 # seconds the judge, then the worker, polls before it sleeps: long enough for a small call's
 # reply or the judge's next message, short enough not to take a core from a long forward
-SPIN_JUDGE, SPIN_WORKER = 0.0005, 0.002
 GRACE = 2.0  # seconds past a case's timeout before a worker that ignores its alarm is killed
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MEMORY = 4 * 2**30
@@ -57,21 +57,6 @@ def _prctl_libc():
         return ctypes.CDLL(None, use_errno=True)
     except (OSError, AttributeError):
         return None
-
-
-def keep_freed_memory() -> None:
-    """Keep freed memory for reuse instead of handing it back to the system at once.
-
-    A dense check calls the layer hundreds of times, each call allocating and freeing
-    arrays of a few MB. glibc's default thresholds follow the largest block freed so far,
-    so these go back to the system and every call faults them in afresh: about 177,000
-    page faults in one conv-32 check, about 40% of its time. Fixed thresholds (blocks up to
-    32 MB from the heap, up to 256 MB of it kept free) bring that to none. Set by the
-    command line and in every worker; glibc only, elsewhere a no-op."""
-    libc = _prctl_libc()
-    if libc is not None and hasattr(libc, "mallopt"):
-        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 256 * 2**20)  # M_TRIM_THRESHOLD
 
 
 def guard_judge() -> None:
@@ -356,7 +341,7 @@ class Worker:
         error = ImplLoadError if load else ImplError
         end = time.monotonic() + seconds
         try:
-            while _spin(self._conn, SPIN_JUDGE) or self._conn.poll(max(0.0, end - time.monotonic())):
+            while _spin(self._conn, channel.SPIN_JUDGE) or self._conn.poll(max(0.0, end - time.monotonic())):
                 reply = channel.parse(self._conn.recv_bytes(maxlength=channel.MAX_REPLY), self._size)
                 self._answered = reply["ticket"]
                 if reply["ticket"] == ticket:
@@ -443,20 +428,6 @@ def _status(status: int) -> str:
         return f"it was killed by signal {name}{why}"
     code = status
     return f"it exited with status {code} (does the code call exit() or os._exit()?)"
-
-
-def _spin(conn, seconds: float) -> bool:
-    """Poll without sleeping for a moment: waking a sleeping process costs more, on small
-    virtual machines, than a whole small forward call. True when a message came."""
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        if conn.poll(0):
-            return True
-    return False
-
-
-def _aligned(n: int) -> int:
-    return -(-n // 64) * 64
 
 
 def _show_printed(label: str, text: str, dropped: int, lines: int = 20) -> None:

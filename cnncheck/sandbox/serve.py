@@ -23,9 +23,9 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from cnncheck.protocols import ImplError, StudentTimeout
-from cnncheck.sandbox.channel import DTYPES
+from cnncheck.protocols.where import one_line as _one_line
+from cnncheck.sandbox.channel import DTYPES, SPIN_WORKER, aligned as _aligned, keep_freed_memory, spin as _spin
 
-SPIN = 0.002  # seconds the worker polls before it sleeps (waking costs more than a small call)
 LOAD_SECONDS = 60.0
 
 
@@ -36,12 +36,12 @@ def main(fd: int) -> None:
         sys.stdin = open(os.devnull)
         sys.stdout = open(1, "w", buffering=1, errors="replace", closefd=False)
         sys.stderr = open(2, "w", buffering=1, errors="replace", closefd=False)
-        _keep_freed_memory()
+        keep_freed_memory()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         state = _State(conn)
         while True:
             try:
-                _spin(conn, SPIN)
+                _spin(conn, SPIN_WORKER)
                 ticket, message = conn.recv()
             except (EOFError, OSError):
                 break
@@ -50,18 +50,6 @@ def main(fd: int) -> None:
     except BaseException:  # noqa: BLE001 - the judge hears of it as an ended worker
         pass
     os._exit(0)
-
-
-def _keep_freed_memory() -> None:
-    """glibc: keep freed blocks for reuse (a dense check allocates the same arrays hundreds
-    of times; without this every call faults its pages in afresh)."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None)
-        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 256 * 2**20)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 class _State:
@@ -234,14 +222,6 @@ def _where(error: str) -> str:
     return " at " + error.rsplit(" at ", 1)[1].split(" (hint", 1)[0]
 
 
-def _spin(conn, seconds: float) -> bool:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        if conn.poll(0):
-            return True
-    return False
-
-
 def _changed(a: np.ndarray, before: np.ndarray) -> bool:
     """Did the code write into a? (The fast comparison first; NaN only where it differs.)"""
     return not np.array_equal(a, before) and not np.array_equal(a, before, equal_nan=True)
@@ -253,12 +233,3 @@ def _alarm(seconds: float, limit: float = 0) -> None:
         raise StudentTimeout(f"{limit:g} s")
     signal.signal(signal.SIGALRM, ring)
     signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001) if seconds else 0)
-
-
-def _aligned(n: int) -> int:
-    return -(-n // 64) * 64
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
